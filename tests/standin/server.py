@@ -1,0 +1,516 @@
+"""A local stand-in for the Hugging Face Hub: the API, /resolve with the Hub's
+redirects, a separate "CDN" origin for LFS files with signed expiring URLs,
+the Hub's error codes and access rules, and switches that make it misbehave
+the way real networks and servers do. See ../../shared/notes/hub-protocol.md."""
+
+import base64
+import fnmatch
+import hashlib
+import hmac
+import json
+import random
+import socket
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from . import fixtures
+from .blobs import BytesBlob
+from .repos import Entry
+
+API_VERBS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit"}
+KIND_PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+
+class Dropped(Exception):
+    """The response was cut off on purpose (a fault switch)."""
+
+
+class Hub:
+    """Everything both origins share: repos, tokens, settings, faults, log."""
+
+    def __init__(self, repos, tokens):
+        self.repos = repos
+        self.tokens = tokens
+        self.lock = threading.Lock()
+        self.secret = random.randbytes(16)
+        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000}
+        self.faults = []
+        self.log = []
+        self.log_file = None
+        self.lfs_blobs = {}  # sha256 -> blob, filled as LFS files are resolved
+        self.hub_url = self.cdn_url = None
+
+    # -- fault switches -------------------------------------------------
+    def take_fault(self, kind, where, path):
+        """Returns the first matching armed fault of `kind`, using up one of its
+        `count` (absent or negative: unlimited)."""
+        with self.lock:
+            for f in self.faults:
+                if f.get("kind") != kind or f.get("count", -1) == 0:
+                    continue
+                if f.get("where", "any") not in ("any", where):
+                    continue
+                if not fnmatch.fnmatchcase(path, f.get("match", "*")):
+                    continue
+                if f.get("count", -1) > 0:
+                    f["count"] -= 1
+                f["hits"] = f.get("hits", 0) + 1
+                return dict(f)
+        return None
+
+    def record(self, entry):
+        with self.lock:
+            self.log.append(entry)
+            if self.log_file:
+                self.log_file.write(json.dumps(entry) + "\n")
+                self.log_file.flush()
+
+    # -- signed CDN URLs -------------------------------------------------
+    def sign(self, sha, name, expires):
+        msg = f"{sha}\n{name}\n{expires}".encode()
+        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()[:32]
+
+    def cdn_location(self, entry):
+        sha = entry.blob.sha256()
+        self.lfs_blobs[sha] = entry.blob
+        name = entry.path.rsplit("/", 1)[-1]
+        expires = int(time.time() + self.settings["url_ttl"])
+        q = urllib.parse.urlencode({"expires": expires, "sig": self.sign(sha, name, expires)})
+        return f"{self.cdn_url}/lfs/{sha}/{urllib.parse.quote(name)}?{q}"
+
+    def find(self, kind, repo_id):
+        return self.repos.get((kind, repo_id.lower()))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "hub-standin/1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    # -- plumbing ----------------------------------------------------------
+    @property
+    def hub(self):
+        return self.server.hub
+
+    def do_GET(self):
+        self.handle_request(body=True)
+
+    def do_HEAD(self):
+        self.handle_request(body=False)
+
+    def do_POST(self):
+        self.handle_request(body=True)
+
+    def do_PUT(self):
+        self.handle_request(body=True)
+
+    def do_DELETE(self):
+        self.handle_request(body=True)
+
+    def handle_request(self, body):
+        raw_path, _, query = self.path.partition("?")
+        self.query = urllib.parse.parse_qs(query)
+        self.want_body = body
+        self.status_sent = None
+        self.bytes_sent = 0
+        admin = raw_path.startswith("/_standin/")
+        try:
+            if admin and self.server.role == "hub":
+                self.admin(raw_path)
+            elif self.server.role == "cdn":
+                self.cdn(raw_path)
+            else:
+                self.hub_route(raw_path)
+        except Dropped:
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            if not admin:
+                self.hub.record({
+                    "server": self.server.role, "method": self.command, "path": self.path,
+                    "status": self.status_sent, "auth": "Authorization" in self.headers,
+                    "range": self.headers.get("Range"), "bytes": self.bytes_sent, "time": time.time(),
+                })
+
+    def reply(self, status, headers=(), payload=b""):
+        self.status_sent = status
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.want_body and self.command != "HEAD" and payload:
+            self.wfile.write(payload)
+
+    def reply_json(self, obj, status=200, headers=()):
+        self.reply(status, [("Content-Type", "application/json; charset=utf-8"), *headers], json.dumps(obj).encode())
+
+    def error(self, status, code, message, headers=()):
+        h = [("X-Error-Message", message), *headers]
+        if code:
+            h.append(("X-Error-Code", code))
+        self.reply_json({"error": message}, status, h)
+
+    def injected_status(self, where, path):
+        f = self.hub.take_fault("status", where, path)
+        if not f:
+            return False
+        headers = []
+        if f.get("retry_after") is not None:
+            headers.append(("Retry-After", str(f["retry_after"])))
+        if f["status"] == 429:
+            headers.append(("RateLimit", f'"resolvers";r=0;t={f.get("retry_after", 1)}'))
+        self.error(f["status"], None, f.get("message", "injected failure"), headers)
+        return True
+
+    # -- auth --------------------------------------------------------------
+    def user(self):
+        """The user behind the Authorization header; None when anonymous.
+        Raises PermissionError for a token the Hub does not know."""
+        h = self.headers.get("Authorization")
+        if h is None:
+            return None
+        scheme, _, token = h.partition(" ")
+        user = self.hub.tokens.get(token) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise PermissionError
+        return user
+
+    def check_access(self, repo, kind, repo_id, user, download):
+        """Applies the Hub's 401/403/404 rules; replies and returns False when
+        access is refused."""
+        if repo is None or (repo.private and user not in repo.readers):
+            msg = "Repository not found"
+            self.error(401 if user is None else 404, "RepoNotFound", msg)
+            return False
+        if download and repo.gated and user not in repo.approved:
+            if user is None:
+                self.error(401, "GatedRepo", f"Access to {kind} {repo.id} is restricted. You must have access to "
+                                             "it and be authenticated to access it. Please log in.")
+            else:
+                self.error(403, "GatedRepo", f"Access to {kind} {repo.id} is restricted and you are not in the "
+                                             f"authorized list. Visit {self.hub.hub_url}/{repo.id} to ask for access.")
+            return False
+        return True
+
+    # -- hub routes ----------------------------------------------------------
+    def hub_route(self, raw_path):
+        segs = raw_path.split("/")[1:]
+        if len(segs) >= 2 and segs[0] == "api" and segs[1] == "resolve-cache":
+            return self.resolve_cache(segs[2:])
+        where = "api" if segs and segs[0] == "api" else "resolve"
+        if self.injected_status(where, urllib.parse.unquote(raw_path)):
+            return
+        try:
+            user = self.user()
+        except PermissionError:
+            return self.error(401, None, "Invalid credentials in Authorization header")
+        if len(segs) >= 3 and segs[0] == "api" and segs[1] in KIND_PLURALS:
+            return self.api(KIND_PLURALS[segs[1]], segs[2:], user)
+        kind = "model"
+        if segs and segs[0] in KIND_PLURALS and segs[0] != "models":
+            kind = KIND_PLURALS[segs[0]]
+            segs = segs[1:]
+        if len(segs) >= 3 and segs[1] == "resolve":
+            return self.resolve(kind, segs[0], segs[2:], user)
+        if len(segs) >= 4 and segs[2] == "resolve":
+            return self.resolve(kind, "/".join(segs[:2]), segs[3:], user)
+        self.error(404, None, "Not Found")
+
+    def api(self, kind, rest, user):
+        if len(rest) == 1 or (len(rest) >= 2 and rest[1] in API_VERBS):
+            repo_id, rest = rest[0], rest[1:]
+        else:
+            repo_id, rest = "/".join(rest[:2]), rest[2:]
+        repo_id = urllib.parse.unquote(repo_id)
+        repo = self.hub.find(kind, repo_id)
+        if not self.check_access(repo, kind, repo_id, user, download=False):
+            return
+        if not rest:
+            return self.info(repo, "main")
+        if rest[0] == "revision" and len(rest) == 2:
+            return self.info(repo, urllib.parse.unquote(rest[1]))
+        if rest[0] == "tree" and len(rest) >= 2:
+            return self.tree(repo, urllib.parse.unquote(rest[1]), urllib.parse.unquote("/".join(rest[2:])))
+        self.error(404, None, "Not Found")
+
+    def commit_or_404(self, repo, rev):
+        c = repo.resolve(rev)
+        if c is None:
+            self.error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        return c
+
+    def info(self, repo, rev):
+        c = self.commit_or_404(repo, rev)
+        if c is None:
+            return
+        body = {
+            "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24],
+            "id": repo.id,
+            "author": repo.id.split("/")[0] if "/" in repo.id else None,
+            "sha": c.sha,
+            "lastModified": c.date_iso(),
+            "createdAt": "2024-01-01T00:00:00.000Z",
+            "private": repo.private,
+            "gated": repo.gated,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": [{"rfilename": p} for p in sorted(c.files)],
+        }
+        if repo.kind == "model":
+            body["modelId"] = repo.id
+        if repo.kind == "space":
+            body["sdk"] = "gradio"
+        self.reply_json(body)
+
+    def tree(self, repo, rev, directory):
+        c = self.commit_or_404(repo, rev)
+        if c is None:
+            return
+        recursive = self.query.get("recursive", ["false"])[0].lower() in ("true", "1")
+        directory = directory.strip("/")
+        dirs = c.directories()
+        if directory and directory not in dirs:
+            return self.error(404, "EntryNotFound", f"{directory} does not exist on \"{rev}\"",
+                              [("X-Repo-Commit", c.sha)])
+        prefix = directory + "/" if directory else ""
+
+        def wanted(path):
+            if not path.startswith(prefix):
+                return False
+            return recursive or "/" not in path[len(prefix):]
+
+        entries = [c.files[p].listing() for p in c.files if wanted(p)]
+        entries += [{"type": "directory", "oid": c.dir_oid(d), "size": 0, "path": d} for d in dirs if wanted(d)]
+        # The Hub promises no order: serve a shuffled one, stable across pages.
+        entries.sort(key=lambda e: e["path"])
+        random.Random(f"{c.sha}/{directory}/{recursive}").shuffle(entries)
+        start = 0
+        if "cursor" in self.query:
+            start = int(base64.urlsafe_b64decode(self.query["cursor"][0]).decode())
+        size = self.hub.settings["page_size"]
+        page = entries[start:start + size]
+        headers = []
+        if start + size < len(entries):
+            q = dict((k, v[0]) for k, v in self.query.items())
+            q["cursor"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+            path = self.path.partition("?")[0]
+            headers.append(("Link", f'<{self.hub.hub_url}{path}?{urllib.parse.urlencode(q)}>; rel="next"'))
+        self.reply_json(page, headers=headers)
+
+    def resolve(self, kind, repo_id, rest, user):
+        repo_id = urllib.parse.unquote(repo_id)
+        repo = self.hub.find(kind, repo_id)
+        if not self.check_access(repo, kind, repo_id, user, download=True):
+            return
+        rev = urllib.parse.unquote(rest[0])
+        path = urllib.parse.unquote("/".join(rest[1:]))
+        c = self.commit_or_404(repo, rev)
+        if c is None:
+            return
+        entry = c.files.get(path)
+        if entry is None:
+            return self.error(404, "EntryNotFound", f"{path} does not exist on \"{rev}\"",
+                              [("X-Repo-Commit", c.sha)])
+        common = [("X-Repo-Commit", c.sha), ("ETag", f'"{entry.etag()}"'), ("Accept-Ranges", "bytes")]
+        if entry.lfs:
+            self.reply(302, [("Location", self.hub.cdn_location(entry)), ("X-Linked-Size", str(entry.blob.size)),
+                             ("X-Linked-Etag", f'"{entry.blob.sha256()}"'), *common])
+        else:
+            quoted = urllib.parse.quote(path)
+            plural = kind + "s"
+            self.reply(307, [("Location", f"/api/resolve-cache/{plural}/{repo.id}/{c.sha}/{quoted}"), *common])
+
+    def resolve_cache(self, segs):
+        """Where /resolve sends regular files: /api/resolve-cache/{kind}s/{id}/{commit}/{path}."""
+        if not segs or segs[0] not in KIND_PLURALS:
+            return self.error(404, None, "Not Found")
+        kind = KIND_PLURALS[segs[0]]
+        idx = next((i for i, s in enumerate(segs[1:], 1) if len(s) == 40 and all(ch in "0123456789abcdef" for ch in s)), None)
+        if idx is None:
+            return self.error(404, None, "Not Found")
+        repo = self.hub.find(kind, urllib.parse.unquote("/".join(segs[1:idx])))
+        path = urllib.parse.unquote("/".join(segs[idx + 1:]))
+        if self.injected_status("resolve", path):
+            return
+        try:
+            user = self.user()
+        except PermissionError:
+            return self.error(401, None, "Invalid credentials in Authorization header")
+        if not self.check_access(repo, kind, "", user, download=True):
+            return
+        c = repo.commits.get(segs[idx])
+        entry = c.files.get(path) if c else None
+        if entry is None or entry.lfs:
+            return self.error(404, "EntryNotFound", f"{path} does not exist")
+        self.send_blob(entry.blob, path, "resolve", [("ETag", f'"{entry.etag()}"'), ("X-Repo-Commit", c.sha)])
+
+    # -- CDN -------------------------------------------------------------------
+    def cdn(self, raw_path):
+        segs = raw_path.split("/")[1:]
+        if len(segs) != 3 or segs[0] != "lfs":
+            return self.reply(404, [("Content-Type", "text/plain")], b"NoSuchKey")
+        sha, name = segs[1], urllib.parse.unquote(segs[2])
+        if "Authorization" in self.headers:
+            return self.reply(400, [("Content-Type", "application/xml")],
+                              b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed"
+                              b"</Message></Error>")
+        if self.injected_status("cdn", name):
+            return
+        try:
+            expires = int(self.query["expires"][0])
+            sig = self.query["sig"][0]
+        except (KeyError, ValueError):
+            return self.reply(403, [("Content-Type", "application/xml")], b"<Error><Code>AccessDenied</Code></Error>")
+        expired = expires < time.time() or self.hub.take_fault("expired", "cdn", name)
+        if not hmac.compare_digest(sig, self.hub.sign(sha, name, expires)) or expired:
+            return self.reply(403, [("Content-Type", "application/xml")],
+                              b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+        blob = self.hub.lfs_blobs.get(sha)
+        if blob is None:
+            return self.reply(404, [("Content-Type", "text/plain")], b"NoSuchKey")
+        self.send_blob(blob, name, "cdn", [("ETag", f'"{sha}"'), ("Content-Type", "application/octet-stream")])
+
+    # -- content with ranges and faults ------------------------------------------
+    def parse_range(self, header, total):
+        """(start, end) for a single `bytes=` range, "unsatisfiable", or None to
+        serve everything (absent or unparseable header, as servers do)."""
+        if not header or not header.startswith("bytes=") or "," in header:
+            return None
+        a, _, b = header[6:].strip().partition("-")
+        try:
+            if a == "":
+                n = int(b)
+                return (max(0, total - n), total) if n > 0 else "unsatisfiable"
+            start = int(a)
+            end = min(total, int(b) + 1) if b else total
+        except ValueError:
+            return None
+        if start >= total:
+            return "unsatisfiable"
+        if end <= start:
+            return None
+        return start, end
+
+    def send_blob(self, blob, name, where, headers):
+        total = blob.size
+        start, end, status = 0, total, 200
+        rng = self.headers.get("Range")
+        if rng and not self.hub.take_fault("ignore_range", where, name):
+            r = self.parse_range(rng, total)
+            if r == "unsatisfiable":
+                return self.reply(416, [("Content-Range", f"bytes */{total}"), *headers])
+            if r:
+                (start, end), status = r, 206
+        self.status_sent = status
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{total}")
+        self.end_headers()
+        if not self.want_body or self.command == "HEAD":
+            return
+        drop = self.hub.take_fault("drop", where, name)
+        stall = self.hub.take_fault("stall", where, name)
+        corrupt = self.hub.take_fault("corrupt", where, name)
+        rate = self.hub.settings["cdn_rate"] if where == "cdn" else 0
+        chunk = 1 << 20 if not rate else max(16384, min(1 << 20, rate // 50))
+        t0 = time.monotonic()
+        off = start
+        for piece in blob.chunks(start, end, chunk):
+            n = len(piece)
+            if corrupt:
+                at = corrupt.get("at", total // 2)
+                if off <= at < off + n:
+                    piece = bytearray(piece)
+                    piece[at - off] ^= 0xFF
+            for fault, act in ((drop, "drop"), (stall, "stall")):
+                if fault and self.bytes_sent + n > fault.get("after", 0):
+                    keep = max(0, fault.get("after", 0) - self.bytes_sent)
+                    self.wfile.write(piece[:keep])
+                    self.bytes_sent += keep
+                    if act == "stall":
+                        time.sleep(fault.get("seconds", 3600))
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    raise Dropped
+            self.wfile.write(piece)
+            self.bytes_sent += n
+            off += n
+            if rate:
+                ahead = t0 + self.bytes_sent / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    # -- admin -------------------------------------------------------------------
+    def admin(self, raw_path):
+        length = int(self.headers.get("Content-Length") or 0)
+        data = json.loads(self.rfile.read(length) or b"null") if length else None
+        what = raw_path[len("/_standin/"):]
+        hub = self.hub
+        if what == "info":
+            return self.reply_json({"hub": hub.hub_url, "cdn": hub.cdn_url, "tokens": hub.tokens,
+                                    "repos": sorted(f"{k}:{r.id}" for (k, _), r in hub.repos.items())})
+        if what == "faults":
+            with hub.lock:
+                if self.command in ("POST", "PUT"):
+                    hub.faults = list(data or [])
+                elif self.command == "DELETE":
+                    hub.faults = []
+                return self.reply_json(hub.faults)
+        if what == "settings":
+            with hub.lock:
+                if self.command in ("POST", "PUT"):
+                    hub.settings.update(data or {})
+                return self.reply_json(hub.settings)
+        if what == "log":
+            with hub.lock:
+                if self.command == "DELETE":
+                    hub.log = []
+                return self.reply_json(hub.log)
+        if what == "commit" and self.command == "POST":
+            repo = hub.find(data.get("kind", "model"), data["repo"])
+            if repo is None:
+                return self.error(404, None, "no such repo")
+            changes = {p: (None if t is None else Entry(p, BytesBlob(t.encode()))) for p, t in data["files"].items()}
+            with hub.lock:
+                c = repo.commit(data.get("branch", "main"), changes, data.get("message", "update"))
+            return self.reply_json({"sha": c.sha, "lastModified": c.date_iso()})
+        self.error(404, None, "unknown admin call")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, role, hub):
+        super().__init__(addr, Handler)
+        self.role = role
+        self.hub = hub
+
+    def handle_error(self, request, client_address):
+        # Clients hang up mid-transfer all the time (that is what the fault
+        # tests are about); a traceback per hang-up would bury real errors.
+        pass
+
+
+def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_cache=None, log_file=None):
+    hub = Hub(fixtures.build(hash_cache, synthetic, minilm), dict(fixtures.TOKENS))
+    servers = [Server((host, port), "hub", hub), Server((host, cdn_port), "cdn", hub)]
+    hub.hub_url = f"http://{host}:{servers[0].server_address[1]}"
+    hub.cdn_url = f"http://{host}:{servers[1].server_address[1]}"
+    if log_file:
+        hub.log_file = open(log_file, "a")
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    return hub, servers
