@@ -1,0 +1,21 @@
+#pragma once
+// Fetching a snapshot into the store, shared by the input scheme and the
+// primop.
+
+#include "compat.hh"
+
+namespace nixhf {
+
+// The Input::getAccessor of the hf scheme: resolves the ref, downloads and
+// verifies the snapshot, adds it to the store and returns the locked input.
+std::pair<nix::ref<nix::SourceAccessor>, nix::fetchers::Input>
+fetchSnapshot(const nix::fetchers::Settings & settings, nix::Store & store, const nix::fetchers::Input & input);
+
+// For an input with rev and narHash: the store path, if it is valid or can be
+// substituted, with the input's attributes completed from the cache.
+std::optional<std::pair<nix::StorePath, nix::fetchers::Input>>
+substituteLocked(nix::ref<nix::Store> store, const nix::fetchers::Input & input);
+
+void registerPrimOp();
+
+} // namespace nixhf

@@ -1,0 +1,472 @@
+//! What an `hf` input is: `hf:` URLs and attribute sets parsed, checked and
+//! rendered back. Everything here runs before any network call, so a typo
+//! fails fast with an error that names the input and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::select::Selection;
+
+/// The input type name, used for `type = "hf"` and the `hf:` URL scheme.
+pub const SCHEME: &str = "hf";
+
+/// Attribute names an hf input accepts (besides `type`). Everything written
+/// to flake.lock is among them, so a lock file is always accepted back.
+pub const ALLOWED_ATTRS: &[&str] = &[
+    "repo",
+    "kind",
+    "ref",
+    "rev",
+    "include",
+    "exclude",
+    "files",
+    "narHash",
+    "lastModified",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Model,
+    Dataset,
+    Space,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "model" => Some(Kind::Model),
+            "dataset" => Some(Kind::Dataset),
+            "space" => Some(Kind::Space),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::Dataset => "dataset",
+            Kind::Space => "space",
+        }
+    }
+
+    /// The path segment in front of a repo id in file and URL paths
+    /// (`datasets/…`); models have none.
+    pub fn url_prefix(self) -> &'static str {
+        match self {
+            Kind::Model => "",
+            Kind::Dataset => "datasets/",
+            Kind::Space => "spaces/",
+        }
+    }
+}
+
+/// An attribute value as Nix's fetchers keep them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    Int(u64),
+    Bool(bool),
+}
+
+pub type Attrs = BTreeMap<String, Value>;
+
+/// A user-facing error about an input: the message is complete and says
+/// what to do; the caller adds nothing but Nix's `error: `.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError(pub String);
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+macro_rules! bad {
+    ($($arg:tt)*) => { return Err(SpecError(format!($($arg)*))) };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub kind: Kind,
+    pub repo: String,
+    pub reference: Option<String>,
+    pub rev: Option<String>,
+    pub selection: Selection,
+    pub nar_hash: Option<String>,
+    pub last_modified: Option<u64>,
+}
+
+impl Spec {
+    /// Parses the parts of an `hf:` URL that Nix has already split and
+    /// percent-decoded: `[datasets/|spaces/|models/]ORG/NAME[/REF-OR-REV]` or a
+    /// one-segment legacy id, plus query parameters. `shown` is the URL as the
+    /// user wrote it, for error messages.
+    pub fn from_url(
+        path: &str,
+        query: &[(String, String)],
+        shown: &str,
+    ) -> Result<Spec, SpecError> {
+        let mut segs: Vec<&str> = path.split('/').collect();
+        if segs.iter().any(|s| s.is_empty()) {
+            bad!("input '{shown}' has an empty path segment; write hf:ORG/NAME, hf:ORG/NAME/REF or hf:datasets/ORG/NAME");
+        }
+        let mut kind = Kind::Model;
+        if segs.len() > 1 {
+            let k = match segs[0] {
+                "models" => Some(Kind::Model),
+                "datasets" => Some(Kind::Dataset),
+                "spaces" => Some(Kind::Space),
+                _ => None,
+            };
+            if let Some(k) = k {
+                kind = k;
+                segs.remove(0);
+            }
+        }
+        let (repo, rest) = match segs.len() {
+            1 => (segs[0].to_string(), None),
+            _ => (
+                format!("{}/{}", segs[0], segs[1]),
+                (segs.len() > 2).then(|| segs[2..].join("/")),
+            ),
+        };
+        let mut attrs = Attrs::new();
+        attrs.insert("repo".into(), Value::Str(repo));
+        if kind != Kind::Model {
+            attrs.insert("kind".into(), Value::Str(kind.as_str().into()));
+        }
+        if let Some(r) = rest {
+            let key = if is_commit(&r) { "rev" } else { "ref" };
+            attrs.insert(key.into(), Value::Str(r));
+        }
+        for (name, value) in query {
+            if !matches!(
+                name.as_str(),
+                "rev" | "ref" | "include" | "exclude" | "files" | "narHash"
+            ) {
+                bad!(
+                    "input '{shown}' has an unknown parameter '{name}'; hf: URLs accept rev, ref, include, exclude, files and narHash"
+                );
+            }
+            if attrs.contains_key(name) {
+                bad!("input '{shown}' gives '{name}' twice (in the path and as a parameter); give it once");
+            }
+            attrs.insert(name.clone(), Value::Str(value.clone()));
+        }
+        Spec::from_attrs_shown(&attrs, shown)
+    }
+
+    /// Parses an attribute set (`fetchTree { type = "hf"; … }`, flake.lock).
+    pub fn from_attrs(attrs: &Attrs) -> Result<Spec, SpecError> {
+        let shown = match attrs.get("repo") {
+            Some(Value::Str(r)) => format!("{SCHEME}:{r}"),
+            _ => "{ type = \"hf\"; … }".to_string(),
+        };
+        Spec::from_attrs_shown(attrs, &shown)
+    }
+
+    fn from_attrs_shown(attrs: &Attrs, shown: &str) -> Result<Spec, SpecError> {
+        for name in attrs.keys() {
+            if name != "type" && !ALLOWED_ATTRS.contains(&name.as_str()) {
+                bad!(
+                    "input '{shown}' has an unknown attribute '{name}'; hf inputs accept {}",
+                    ALLOWED_ATTRS.join(", ")
+                );
+            }
+        }
+        let string = |name: &str| -> Result<Option<String>, SpecError> {
+            match attrs.get(name) {
+                None => Ok(None),
+                Some(Value::Str(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(SpecError(format!(
+                    "input '{shown}': attribute '{name}' must be a string"
+                ))),
+            }
+        };
+        let Some(repo) = string("repo")? else {
+            bad!("input '{shown}' has no 'repo'; give the Hub repo id, e.g. repo = \"mistralai/Mistral-7B-Instruct-v0.3\"");
+        };
+        check_repo_id(&repo, shown)?;
+        let kind = match string("kind")? {
+            None => Kind::Model,
+            Some(k) => match Kind::parse(&k) {
+                Some(k) => k,
+                None => bad!("input '{shown}' has unknown kind '{k}'; use \"model\", \"dataset\" or \"space\""),
+            },
+        };
+        let reference = string("ref")?;
+        let rev = string("rev")?.map(|r| r.to_ascii_lowercase());
+        if reference.is_some() && rev.is_some() {
+            bad!("input '{shown}' gives both 'ref' and 'rev'; give a branch/tag as ref or a commit as rev, not both");
+        }
+        if let Some(r) = &rev {
+            if !is_commit(r) {
+                bad!(
+                    "input '{shown}': rev '{r}' is not a full 40-character hexadecimal commit id; \
+                     use ref for branch and tag names"
+                );
+            }
+        }
+        if let Some(r) = &reference {
+            check_ref(r, shown)?;
+        }
+        let selection = Selection::new(
+            string("include")?.as_deref(),
+            string("exclude")?.as_deref(),
+            string("files")?.as_deref(),
+        )
+        .map_err(|e| SpecError(format!("input '{shown}': {e}")))?;
+        let nar_hash = string("narHash")?;
+        let last_modified = match attrs.get("lastModified") {
+            None => None,
+            Some(Value::Int(n)) => Some(*n),
+            Some(_) => bad!("input '{shown}': attribute 'lastModified' must be an integer"),
+        };
+        Ok(Spec {
+            kind,
+            repo,
+            reference,
+            rev,
+            selection,
+            nar_hash,
+            last_modified,
+        })
+    }
+
+    /// The canonical attribute set: lists sorted, defaults left out.
+    pub fn to_attrs(&self) -> Attrs {
+        let mut a = Attrs::new();
+        a.insert("type".into(), Value::Str(SCHEME.into()));
+        a.insert("repo".into(), Value::Str(self.repo.clone()));
+        if self.kind != Kind::Model {
+            a.insert("kind".into(), Value::Str(self.kind.as_str().into()));
+        }
+        if let Some(r) = &self.reference {
+            a.insert("ref".into(), Value::Str(r.clone()));
+        }
+        if let Some(r) = &self.rev {
+            a.insert("rev".into(), Value::Str(r.clone()));
+        }
+        for (name, value) in self.selection.to_attrs() {
+            a.insert(name.into(), Value::Str(value));
+        }
+        if let Some(h) = &self.nar_hash {
+            a.insert("narHash".into(), Value::Str(h.clone()));
+        }
+        if let Some(t) = self.last_modified {
+            a.insert("lastModified".into(), Value::Int(t));
+        }
+        a
+    }
+
+    /// The URL path and query (unencoded) that parse back into this input.
+    pub fn to_url(&self) -> (String, Vec<(String, String)>) {
+        let mut path = format!("{}{}", self.kind.url_prefix(), self.repo);
+        let mut query = Vec::new();
+        // A legacy one-segment id followed by a ref would read as ORG/NAME,
+        // and a 40-hex branch name as a commit: those go in the query.
+        let in_path = self.repo.contains('/');
+        match (&self.reference, &self.rev) {
+            (Some(r), _) if in_path && !is_commit(r) => path = format!("{path}/{r}"),
+            (Some(r), _) => query.push(("ref".into(), r.clone())),
+            (_, Some(r)) if in_path => path = format!("{path}/{r}"),
+            (_, Some(r)) => query.push(("rev".into(), r.clone())),
+            _ => {}
+        }
+        for (name, value) in self.selection.to_attrs() {
+            query.push((name.into(), value));
+        }
+        if let Some(h) = &self.nar_hash {
+            query.push(("narHash".into(), h.clone()));
+        }
+        (path, query)
+    }
+
+    /// `hf:…` as shown to users in messages.
+    pub fn display(&self) -> String {
+        let (path, query) = self.to_url();
+        let mut s = format!("{SCHEME}:{path}");
+        for (i, (k, v)) in query.iter().enumerate() {
+            s.push(if i == 0 { '?' } else { '&' });
+            s.push_str(&format!("{k}={v}"));
+        }
+        s
+    }
+
+    /// Keys Nix's caches: everything that decides the tree, nothing else (not
+    /// the endpoint, which is where the bytes come from, not what they are).
+    pub fn fingerprint(&self) -> Option<String> {
+        let rev = self.rev.as_ref()?;
+        Some(format!(
+            "hf1;{};{};{};{}",
+            self.kind.as_str(),
+            self.repo.to_ascii_lowercase(),
+            rev,
+            self.selection.fingerprint()
+        ))
+    }
+}
+
+pub fn is_commit(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The Hub's repo id rules: one (legacy) or two segments of letters, digits,
+/// `-`, `_`, `.`; no `--` or `..`; no `-` or `.` at either end; 96 characters.
+fn check_repo_id(repo: &str, shown: &str) -> Result<(), SpecError> {
+    let segs: Vec<&str> = repo.split('/').collect();
+    if segs.len() > 2 || segs.iter().any(|s| s.is_empty()) {
+        bad!("input '{shown}': repo '{repo}' is not a Hub repo id; write ORG/NAME, e.g. \"mistralai/Mistral-7B-Instruct-v0.3\"");
+    }
+    for s in &segs {
+        let ok_chars = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let ok_ends = !s.starts_with(['-', '.']) && !s.ends_with(['-', '.']);
+        if !ok_chars || !ok_ends || s.contains("--") || s.contains("..") || s.len() > 96 {
+            bad!(
+                "input '{shown}': '{s}' is not a valid Hub name (letters, digits, '-', '_' and '.'; \
+                 no '--' or '..'; at most 96 characters)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Branch and tag names as git allows them, which covers `refs/pr/N` and
+/// `refs/convert/parquet`.
+fn check_ref(r: &str, shown: &str) -> Result<(), SpecError> {
+    let bad_char = r
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
+    if r.is_empty()
+        || bad_char
+        || r.contains("..")
+        || r.contains("//")
+        || r.starts_with('/')
+        || r.ends_with('/')
+        || r.ends_with(".lock")
+    {
+        bad!("input '{shown}': '{r}' is not a valid branch or tag name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Result<Spec, SpecError> {
+        let (path, q) = s.split_once('?').unwrap_or((s, ""));
+        let query: Vec<(String, String)> = q
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        Spec::from_url(path, &query, &format!("hf:{s}"))
+    }
+
+    fn round_trip(s: &str) -> Spec {
+        let spec = url(s).unwrap();
+        let (path, query) = spec.to_url();
+        let again = Spec::from_url(&path, &query, "again").unwrap();
+        assert_eq!(spec, again, "{s} did not round-trip through to_url");
+        assert_eq!(
+            Spec::from_attrs(&spec.to_attrs()).unwrap(),
+            spec,
+            "{s} did not round-trip through attrs"
+        );
+        spec
+    }
+
+    #[test]
+    fn refs_revs_and_kinds() {
+        let s = round_trip("mistralai/Mistral-7B-Instruct-v0.3");
+        assert_eq!(
+            (s.kind, s.repo.as_str(), s.reference.as_deref()),
+            (Kind::Model, "mistralai/Mistral-7B-Instruct-v0.3", None)
+        );
+        let s = round_trip("org/name/refs/pr/1");
+        assert_eq!(s.reference.as_deref(), Some("refs/pr/1"));
+        let s = round_trip("datasets/org/data/refs/convert/parquet");
+        assert_eq!(
+            (s.kind, s.reference.as_deref()),
+            (Kind::Dataset, Some("refs/convert/parquet"))
+        );
+        let s = round_trip("spaces/org/app/v1.0");
+        assert_eq!(
+            (s.kind, s.reference.as_deref()),
+            (Kind::Space, Some("v1.0"))
+        );
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let s = round_trip(&format!("org/name/{rev}"));
+        assert_eq!(s.rev.as_deref(), Some(rev));
+        let s = round_trip("gpt2");
+        assert_eq!(s.repo, "gpt2");
+        let s = round_trip(&format!("gpt2?rev={rev}"));
+        assert_eq!(s.rev.as_deref(), Some(rev));
+        assert_eq!(s.to_url().0, "gpt2");
+        let s = round_trip("gpt2?ref=main");
+        assert_eq!(s.reference.as_deref(), Some("main"));
+        let s = round_trip(&format!("org/name?ref={rev}"));
+        assert_eq!(
+            (s.reference.as_deref(), s.rev.as_deref()),
+            (Some(rev), None)
+        );
+    }
+
+    #[test]
+    fn filters_round_trip_and_identify() {
+        let s =
+            round_trip("org/name?include=*.json,*.safetensors&exclude=original/*&files=a\\,b.txt");
+        let fp = |x: &str| {
+            url(&format!("{x}&rev=0123456789abcdef0123456789abcdef01234567"))
+                .unwrap()
+                .fingerprint()
+        };
+        assert_ne!(fp("org/name?include=*.json"), fp("org/name?include=*.txt"));
+        assert_ne!(fp("org/name?include=*.json"), fp("org/name?exclude=*.json"));
+        assert_eq!(
+            fp("org/name?include=*.txt,*.json"),
+            fp("org/name?include=*.json,*.txt")
+        );
+        assert!(
+            s.fingerprint().is_none(),
+            "an input without rev has no fingerprint"
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_name_the_problem() {
+        let err = |s: &str| url(s).unwrap_err().0;
+        assert!(err("org/name?bogus=1").contains("unknown parameter 'bogus'"));
+        assert!(err("org/name?rev=abc").contains("not a full 40-character"));
+        assert!(
+            err("org/name/main?rev=0123456789abcdef0123456789abcdef01234567")
+                .contains("both 'ref' and 'rev'")
+        );
+        assert!(err("org/name/main?ref=dev").contains("gives 'ref' twice"));
+        assert!(err("org//name").contains("empty path segment"));
+        assert!(err("org/na me").contains("not a valid Hub name"));
+        assert!(err("org/name?include=[abc").contains("include"));
+        assert!(err("org/name?files=../etc/passwd").contains("files"));
+        let mut a = Attrs::new();
+        a.insert("repo".into(), Value::Str("org/name".into()));
+        a.insert("kind".into(), Value::Str("modle".into()));
+        assert!(Spec::from_attrs(&a)
+            .unwrap_err()
+            .0
+            .contains("unknown kind 'modle'"));
+        a.remove("repo");
+        a.insert("kind".into(), Value::Str("model".into()));
+        assert!(Spec::from_attrs(&a)
+            .unwrap_err()
+            .0
+            .contains("has no 'repo'"));
+    }
+}
