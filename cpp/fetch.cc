@@ -1,20 +1,180 @@
+// Fetching a snapshot into the store: Nix's side of it. The Rust core
+// resolves, lists, downloads and verifies into a scratch directory; this file
+// supplies what only Nix knows (settings, tokens, caches, the store, the
+// progress bar, Ctrl-C) and turns the directory into a store path.
+
 #include "glue.hh"
 #include "fetch.hh"
+#include "bridge.hh"
 
 namespace nixhf {
 
 using namespace nix;
+using namespace nix::fetchers;
 
-std::pair<ref<SourceAccessor>, fetchers::Input>
-fetchSnapshot(const fetchers::Settings & settings, Store & store, const fetchers::Input & input)
+namespace {
+
+struct HfSettings : Config
 {
-    throw Error("fetching '%s': not built yet", input.to_string());
+    Setting<std::string> endpoint{this, "", "hf-endpoint",
+        "The Hugging Face Hub to fetch from (a mirror or self-hosted hub). "
+        "Empty: `HF_ENDPOINT`, else https://huggingface.co. Not part of an input's identity."};
+
+    Setting<unsigned int> connections{this, 8, "hf-connections",
+        "How many connections nix-hf opens to the Hub and its CDN at once."};
+};
+
+HfSettings hfSettings;
+GlobalConfig::Register registerHfSettings(&hfSettings);
+
+// Ties the core's callbacks to Nix: progress goes to the progress bar as a
+// file transfer, file names show with -v, Ctrl-C stops the fetch.
+struct NixFetchContext : FetchContext
+{
+    Activity act;
+
+    NixFetchContext(const std::string & what)
+        : act(*logger, lvlInfo, actFileTransfer, fmt("fetching '%s'", what), Logger::Fields{what}, getCurActivity())
+    { }
+
+    void check_interrupt() const override
+    {
+        checkInterrupt();
+    }
+
+    void progress(uint64_t done, uint64_t expected) const override
+    {
+        act.progress(done, expected);
+    }
+
+    void file_started(rust::Str path, uint64_t size) const override
+    {
+        printMsg(lvlTalkative, "fetching '%s' (%d bytes)", std::string(path), size);
+    }
+};
+
+std::string strAttr(const Input & input, const char * name)
+{
+    return maybeGetStrAttr(input.attrs, name).value_or("");
 }
 
-std::optional<std::pair<StorePath, fetchers::Input>>
-substituteLocked(ref<Store> store, const fetchers::Input & input)
+// Nix's fetcher cache entries. The ref's commit is kept for tarball-ttl like
+// github: refs; a commit's date never changes, so it is kept for good. The
+// endpoint is part of the ref key (a mirror may lag) but not of anything that
+// identifies content.
+Cache::Key refKey(const Input & input, const std::string & endpoint)
 {
-    return std::nullopt;
+    return {"hfRefToRev", {
+        {"kind", strAttr(input, "kind")},
+        {"repo", strAttr(input, "repo")},
+        {"ref", strAttr(input, "ref")},
+        {"endpoint", endpoint}}};
+}
+
+Cache::Key revKey(const Input & input, const std::string & rev)
+{
+    return {"hfRevToLastModified", {{"kind", strAttr(input, "kind")}, {"repo", strAttr(input, "repo")}, {"rev", rev}}};
+}
+
+std::string fingerprintOf(const Input & input)
+{
+    Attrs attrs = input.attrs;
+    attrs.erase("type");
+    attrs.erase("__final");
+    return std::string(callRust([&] { return input_fingerprint(toRust(attrs)); }));
+}
+
+Path scratchDir()
+{
+    auto root = getCacheDir() + "/nix-hf/tmp";
+    createDirs(root);
+    return createTempDir(root, "fetch");
+}
+
+} // namespace
+
+std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
+{
+    auto cache = compat::cache(settings);
+    auto endpointUrl = std::string(endpoint(hfSettings.endpoint.get()));
+
+    FetchRequest req;
+    {
+        Attrs attrs = input.attrs;
+        attrs.erase("type");
+        attrs.erase("__final");
+        req.attrs = toRust(attrs);
+    }
+    req.endpoint_setting = hfSettings.endpoint.get();
+    for (auto & [host, token] : settings.accessTokens.get())
+        req.access_tokens.push_back(Param{host, token});
+    req.connections = hfSettings.connections.get();
+    req.known_last_modified = 0;
+
+    if (auto rev = input.getRev()) {
+        if (auto hit = cache->lookup(revKey(input, rev->gitRev())))
+            if (auto lm = maybeGetIntAttr(*hit, "lastModified")) {
+                req.known_rev = rev->gitRev();
+                req.known_last_modified = *lm;
+            }
+    } else if (auto hit = cache->lookupWithTTL(refKey(input, endpointUrl))) {
+        req.known_rev = getStrAttr(*hit, "rev");
+        req.known_last_modified = getIntAttr(*hit, "lastModified");
+        debug("using the cached commit %s of '%s'", req.known_rev, input.to_string());
+    }
+
+    AutoDelete scratch(scratchDir(), true);
+    req.dest = scratch.path().string();
+
+    FetchOutcome out;
+    {
+        NixFetchContext ctx(input.to_string());
+        try {
+            out = fetch_snapshot(req, ctx);
+        } catch (rust::Error & e) {
+            // Ctrl-C surfaces from Rust as an error: rethrow Nix's own.
+            checkInterrupt();
+            throw Error("%s", Uncolored(std::string(e.what())));
+        }
+    }
+    auto rev = std::string(out.rev);
+
+    auto storePath = store.addToStore("source", {getFSSourceAccessor(), CanonPath(std::string(req.dest))},
+        ContentAddressMethod::Raw::NixArchive, HashAlgorithm::SHA256);
+
+    auto result(input);
+    result.attrs.erase("ref");
+    result.attrs.insert_or_assign("rev", rev);
+    result.attrs.insert_or_assign("lastModified", uint64_t(out.last_modified));
+
+    if (!input.getRev())
+        cache->upsert(refKey(input, endpointUrl), Attrs{{"rev", rev}, {"lastModified", uint64_t(out.last_modified)}});
+    cache->upsert(revKey(input, rev), Attrs{{"lastModified", uint64_t(out.last_modified)}});
+    // Input::fetchToStore would copy the tree into the store again; tell it
+    // the path is already there.
+    cache->upsert(compat::fetchToStoreKey(result.getName(), fingerprintOf(result)), store, {}, storePath);
+
+    printMsg(lvlTalkative, "fetched %d files (%d bytes) of '%s' at %s", out.files, out.bytes, input.to_string(), rev);
+    return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), storePath), result};
+}
+
+std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Settings & settings, ref<Store> store, const Input & input)
+{
+    auto rev = input.getRev();
+    if (!rev || !input.getNarHash())
+        return std::nullopt;
+    auto storePath = input.computeStorePath(*store);
+    try {
+        store->ensurePath(storePath);
+    } catch (Error & e) {
+        debug("'%s' is not in the store or a substituter (%s); fetching it", input.to_string(), e.what());
+        return std::nullopt;
+    }
+    auto result(input);
+    if (auto hit = compat::cache(settings)->lookup(revKey(input, rev->gitRev())))
+        if (auto lm = maybeGetIntAttr(*hit, "lastModified"))
+            result.attrs.insert_or_assign("lastModified", *lm);
+    return std::make_pair(storePath, result);
 }
 
 } // namespace nixhf

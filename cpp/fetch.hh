@@ -14,7 +14,7 @@ fetchSnapshot(const nix::fetchers::Settings & settings, nix::Store & store, cons
 // For an input with rev and narHash: the store path, if it is valid or can be
 // substituted, with the input's attributes completed from the cache.
 std::optional<std::pair<nix::StorePath, nix::fetchers::Input>>
-substituteLocked(nix::ref<nix::Store> store, const nix::fetchers::Input & input);
+substituteLocked(const nix::fetchers::Settings & settings, nix::ref<nix::Store> store, const nix::fetchers::Input & input);
 
 void registerPrimOp();
 

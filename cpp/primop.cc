@@ -106,7 +106,7 @@ void prim_fetchHuggingFace(EvalState & state, const PosIdx pos, Value ** args, V
 
     // A pinned snapshot already in the store or a binary cache is used as is,
     // without asking the Hub anything.
-    if (auto cached = substituteLocked(state.store, input)) {
+    if (auto cached = substituteLocked(compat::fetchSettings(state), state.store, input)) {
         state.allowPath(cached->first);
         emitTreeAttrs(state, cached->first, cached->second, v, false, false);
         return;

@@ -5,7 +5,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::fetch::{self, Observer};
+use crate::hub::{self, Hub, HubError, Revision};
 use crate::spec::{self, Spec, SpecError};
+use crate::token;
 
 #[cxx::bridge(namespace = "nixhf")]
 mod bridge {
@@ -35,7 +38,42 @@ mod bridge {
         query: Vec<Param>,
     }
 
+    /// What the glue knows that the core needs for a fetch.
+    struct FetchRequest {
+        attrs: Vec<Attr>,
+        /// The hf-endpoint setting; empty means HF_ENDPOINT or the Hub.
+        endpoint_setting: String,
+        /// Nix's access-tokens setting (host -> token).
+        access_tokens: Vec<Param>,
+        /// An empty directory to fill with the snapshot.
+        dest: String,
+        /// From Nix's fetcher cache: the ref's commit while fresh, or the
+        /// given rev's date; empty / 0 when unknown.
+        known_rev: String,
+        known_last_modified: u64,
+        connections: u32,
+    }
+
+    struct FetchOutcome {
+        rev: String,
+        last_modified: u64,
+        files: u64,
+        bytes: u64,
+    }
+
+    unsafe extern "C++" {
+        include!("bridge.hh");
+        type FetchContext;
+        fn check_interrupt(self: &FetchContext) -> Result<()>;
+        fn progress(self: &FetchContext, done: u64, expected: u64);
+        fn file_started(self: &FetchContext, path: &str, size: u64);
+    }
+
     extern "Rust" {
+        /// The endpoint a fetch uses (setting, HF_ENDPOINT, or the Hub).
+        fn endpoint(setting: &str) -> String;
+        /// Downloads and verifies the snapshot into `dest`.
+        fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome>;
         fn scheme_name() -> &'static str;
         fn allowed_attrs() -> Vec<String>;
         /// `path` and `query` of an `hf:` URL as Nix parsed them; `shown` is
@@ -51,7 +89,7 @@ mod bridge {
     }
 }
 
-pub use bridge::{Attr, AttrKind, Param, UrlParts};
+pub use bridge::{Attr, AttrKind, FetchContext, FetchOutcome, FetchRequest, Param, UrlParts};
 
 /// Runs `f`, turning a panic into an error naming it as a bug.
 fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
@@ -151,4 +189,54 @@ fn encode_list(items: &Vec<String>) -> String {
 
 fn input_fingerprint(attrs: &Vec<Attr>) -> Result<String, String> {
     guard(|| Ok(parse(attrs)?.fingerprint().unwrap_or_default()))
+}
+
+fn endpoint(setting: &str) -> String {
+    hub::endpoint_from(setting, std::env::var("HF_ENDPOINT").ok())
+}
+
+impl Observer for FetchContext {
+    fn check_interrupt(&self) -> Result<(), String> {
+        FetchContext::check_interrupt(self).map_err(|_| fetch::INTERRUPTED.to_string())
+    }
+
+    fn progress(&self, done: u64, expected: u64) {
+        FetchContext::progress(self, done, expected)
+    }
+
+    fn file(&self, path: &str, size: u64) {
+        self.file_started(path, size)
+    }
+}
+
+fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome, String> {
+    guard(|| {
+        let spec = parse(&req.attrs)?;
+        let endpoint = endpoint(&req.endpoint_setting);
+        let tokens: Vec<(String, String)> = req
+            .access_tokens
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect();
+        let host = hub::endpoint_host(&endpoint).unwrap_or_default();
+        let token = token::find(&host, &tokens, &|k| std::env::var(k).ok());
+        let hub = Hub::new(&endpoint, token).map_err(|HubError(e)| e)?;
+        let known = (!req.known_rev.is_empty()).then(|| Revision {
+            sha: req.known_rev.clone(),
+            last_modified: req.known_last_modified,
+        });
+        let request = fetch::Request {
+            spec,
+            dest: req.dest.clone().into(),
+            known,
+            connections: req.connections as usize,
+        };
+        let out = fetch::fetch(&hub, &request, ctx)?;
+        Ok(FetchOutcome {
+            rev: out.revision.sha,
+            last_modified: out.revision.last_modified,
+            files: out.files as u64,
+            bytes: out.bytes,
+        })
+    })
 }

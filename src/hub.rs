@@ -1,0 +1,543 @@
+//! Talking to the Hub over HTTP: resolving revisions, listing trees, opening
+//! files. Redirects are followed by hand so the token only ever goes to the
+//! endpoint's own origin, never to a CDN. Errors are complete sentences that
+//! say which repo, what happened and what to do.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
+use serde_json::Value as Json;
+use url::Url;
+
+use crate::select::is_plain_relative_path;
+use crate::spec::Spec;
+use crate::token::Token;
+
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+#[derive(Debug)]
+pub struct HubError(pub String);
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HubError {}
+
+pub type Result<T> = std::result::Result<T, HubError>;
+
+macro_rules! fail {
+    ($($arg:tt)*) => { return Err(HubError(format!($($arg)*))) };
+}
+
+/// The commit a ref points to, and its date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub sha: String,
+    pub last_modified: u64,
+}
+
+/// What a file must hash to: LFS files by sha256 of their content, others by
+/// the git blob sha1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Digest {
+    GitSha1(String),
+    Sha256(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub digest: Digest,
+}
+
+pub struct Hub {
+    endpoint: Url,
+    token: Option<Token>,
+    client: Client,
+}
+
+/// The endpoint from the plugin setting, else `HF_ENDPOINT`, else the Hub.
+pub fn endpoint_from(setting: &str, env: Option<String>) -> String {
+    let e = if !setting.is_empty() {
+        setting.to_string()
+    } else {
+        env.filter(|e| !e.is_empty())
+            .unwrap_or(DEFAULT_ENDPOINT.into())
+    };
+    e.trim_end_matches('/').to_string()
+}
+
+/// `host` or `host:port` of an endpoint, as access-tokens entries name it.
+pub fn endpoint_host(endpoint: &str) -> Option<String> {
+    let u = Url::parse(endpoint).ok()?;
+    let host = u.host_str()?.to_string();
+    Some(match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// Percent-encodes everything but unreserved characters (and `/` when
+/// `keep_slash`): revisions travel as one segment, file paths keep theirs.
+pub fn encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Hub {
+    pub fn new(endpoint: &str, token: Option<Token>) -> Result<Hub> {
+        let endpoint = match Url::parse(endpoint) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+            _ => fail!("the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting"),
+        };
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(None)
+            .user_agent(concat!("nix-hf/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HubError(format!("cannot set up HTTP: {e}")))?;
+        Ok(Hub {
+            endpoint,
+            token,
+            client,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str().trim_end_matches('/')
+    }
+
+    fn same_origin(&self, u: &Url) -> bool {
+        u.origin() == self.endpoint.origin()
+    }
+
+    fn api_base(&self, spec: &Spec) -> String {
+        format!(
+            "{}/api/{}s/{}",
+            self.endpoint(),
+            spec.kind.as_str(),
+            spec.repo
+        )
+    }
+
+    /// GET with the token when the URL is on the endpoint's origin, following
+    /// redirects by hand; the token is dropped for any other origin.
+    fn get(&self, url: &str, headers: HeaderMap) -> Result<Response> {
+        let mut url = Url::parse(url).map_err(|e| HubError(format!("bad URL {url}: {e}")))?;
+        for _ in 0..10 {
+            let mut req = self.client.get(url.clone()).headers(headers.clone());
+            if let (true, Some(t)) = (self.same_origin(&url), &self.token) {
+                req = req.header(AUTHORIZATION, t.bearer());
+            }
+            let resp = req.send().map_err(|e| self.unreachable(&url, e))?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(loc) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
+                fail!("{} answered {} without a Location", url, resp.status());
+            };
+            url = url
+                .join(loc)
+                .map_err(|e| HubError(format!("bad redirect from {url} to {loc}: {e}")))?;
+        }
+        fail!("too many redirects fetching {url}")
+    }
+
+    fn unreachable(&self, url: &Url, e: reqwest::Error) -> HubError {
+        let mut cause = String::new();
+        let mut src: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(s) = src {
+            cause = s.to_string();
+            src = s.source();
+        }
+        let origin = url.origin().ascii_serialization();
+        HubError(format!(
+            "cannot reach the Hugging Face Hub at {origin} ({cause}); check the network, or HF_ENDPOINT / the hf-endpoint setting"
+        ))
+    }
+
+    /// Turns a Hub error answer into a message about `spec`.
+    fn refusal(&self, spec: &Spec, resp: Response, what: &str) -> HubError {
+        let status = resp.status();
+        let h = resp.headers();
+        let code = h
+            .get("X-Error-Code")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let message = h
+            .get("X-Error-Message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let name = spec.display();
+        let kind = spec.kind.as_str();
+        let page = format!(
+            "{}/{}{}",
+            self.endpoint(),
+            spec.kind.url_prefix(),
+            spec.repo
+        );
+        let how_token = format!(
+            "provide a token with read access: access-tokens = {}=hf_… in nix.conf, or HF_TOKEN",
+            endpoint_host(self.endpoint()).unwrap_or_default()
+        );
+        let token_note = match &self.token {
+            None => "no token was sent".to_string(),
+            Some(t) => format!("the token (from {}) has no access", t.source),
+        };
+        HubError(match (status.as_u16(), code.as_str()) {
+            (401, "") if message.contains("Invalid credentials") || self.token.is_some() => format!(
+                "the Hub rejected the token for {} (from {}) as invalid while fetching '{name}'; fix or remove it",
+                self.endpoint(),
+                self.token.as_ref().map_or("?".into(), |t| t.source.clone())
+            ),
+            (_, "GatedRepo") => format!(
+                "'{name}' is a gated {kind} and {token_note}; accept its conditions at {page} and {how_token}"
+            ),
+            (_, "RepoNotFound") | (401, _) => format!(
+                "{kind} repo '{}' was not found at {} ('{name}'), or it is private and {token_note}; check the name, or {how_token}",
+                spec.repo,
+                self.endpoint()
+            ),
+            (_, "RevisionNotFound") => {
+                format!("revision '{what}' does not exist in {kind} repo '{}' ('{name}'); check the ref or rev", spec.repo)
+            }
+            (_, "EntryNotFound") => format!("file '{what}' does not exist in '{name}'"),
+            (403, _) => format!("the Hub refused access to '{name}' ({status}): {message}; {how_token}"),
+            (429, _) => format!("the Hub is rate-limiting requests for '{name}' (429); try again later"),
+            _ => format!("the Hub answered {status} for '{name}' ({what}){}", if message.is_empty() { String::new() } else { format!(": {message}") }),
+        })
+    }
+
+    /// The commit `rev` (a ref or commit; None for the default branch) points to.
+    pub fn revision(&self, spec: &Spec, rev: Option<&str>) -> Result<Revision> {
+        let url = match rev {
+            Some(r) => format!("{}/revision/{}", self.api_base(spec), encode(r, false)),
+            None => self.api_base(spec),
+        };
+        let resp = self.get(&url, HeaderMap::new())?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(spec, resp, rev.unwrap_or("main")));
+        }
+        let body: Json = read_json(resp, &url)?;
+        let sha = body["sha"].as_str().unwrap_or("");
+        if !crate::spec::is_commit(sha) {
+            fail!(
+                "the Hub's answer for '{}' has no valid commit id (sha: {:?})",
+                spec.display(),
+                body["sha"]
+            );
+        }
+        let last_modified = body["lastModified"]
+            .as_str()
+            .and_then(parse_iso8601)
+            .ok_or_else(|| {
+                HubError(format!(
+                    "the Hub's answer for '{}' has no valid lastModified date",
+                    spec.display()
+                ))
+            })?;
+        Ok(Revision {
+            sha: sha.to_ascii_lowercase(),
+            last_modified,
+        })
+    }
+
+    /// Every file of the tree at `sha`, across all pages, checked: paths are
+    /// plain relative paths, no duplicates, no file where a folder is.
+    pub fn list(&self, spec: &Spec, sha: &str) -> Result<Vec<FileEntry>> {
+        let mut url = format!(
+            "{}/tree/{}?recursive=true&expand=false",
+            self.api_base(spec),
+            encode(sha, false)
+        );
+        let mut files = Vec::new();
+        let mut dirs = std::collections::BTreeSet::new();
+        loop {
+            let resp = self.get(&url, HeaderMap::new())?;
+            if !resp.status().is_success() {
+                return Err(self.refusal(spec, resp, sha));
+            }
+            let next = next_link(resp.headers());
+            let page: Json = read_json(resp, &url)?;
+            let Some(entries) = page.as_array() else {
+                fail!(
+                    "the Hub's tree listing for '{}' is not a list",
+                    spec.display()
+                )
+            };
+            for e in entries {
+                match e["type"].as_str() {
+                    Some("file") => files.push(parse_file(e, spec)?),
+                    Some("directory") => {
+                        dirs.insert(e["path"].as_str().unwrap_or("").to_string());
+                    }
+                    _ => {}
+                }
+            }
+            match next {
+                None => break,
+                Some(n) => {
+                    let u = Url::parse(self.endpoint())
+                        .and_then(|b| b.join(&n))
+                        .map_err(|e| HubError(format!("bad next-page link {n}: {e}")))?;
+                    if !self.same_origin(&u) {
+                        fail!("the Hub's listing for '{}' points to another host ({n}); refusing to follow it", spec.display());
+                    }
+                    url = u.to_string();
+                }
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        for w in files.windows(2) {
+            if w[0].path == w[1].path {
+                fail!(
+                    "the Hub's listing for '{}' names '{}' twice; refusing an ambiguous tree",
+                    spec.display(),
+                    w[0].path
+                );
+            }
+        }
+        for f in &files {
+            // A file may not stand where the tree also has a folder, nor
+            // below another file.
+            let mut prefix = String::new();
+            for seg in f.path.split('/') {
+                if !prefix.is_empty()
+                    && files
+                        .binary_search_by(|x| x.path.as_str().cmp(prefix.trim_end_matches('/')))
+                        .is_ok()
+                {
+                    fail!(
+                        "the Hub's listing for '{}' has '{}' both as a file and as a folder",
+                        spec.display(),
+                        prefix.trim_end_matches('/')
+                    );
+                }
+                prefix.push_str(seg);
+                prefix.push('/');
+            }
+            if dirs.contains(&f.path) {
+                fail!(
+                    "the Hub's listing for '{}' has '{}' both as a file and as a folder",
+                    spec.display(),
+                    f.path
+                );
+            }
+        }
+        Ok(files)
+    }
+
+    /// Opens `path` at commit `sha`, from byte `from` on. The answer is
+    /// checked to be what was asked for (206 for a range; 200 otherwise).
+    pub fn open(&self, spec: &Spec, sha: &str, path: &str, from: u64) -> Result<Response> {
+        let url = format!(
+            "{}/{}{}/resolve/{}/{}",
+            self.endpoint(),
+            spec.kind.url_prefix(),
+            spec.repo,
+            encode(sha, false),
+            encode(path, true)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("Accept-Encoding", "identity".parse().unwrap());
+        if from > 0 {
+            headers.insert(RANGE, format!("bytes={from}-").parse().unwrap());
+        }
+        let resp = self.get(&url, headers)?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(spec, resp, path));
+        }
+        Ok(resp)
+    }
+}
+
+fn read_json(resp: Response, url: &str) -> Result<Json> {
+    let mut body = Vec::new();
+    resp.take(256 << 20)
+        .read_to_end(&mut body)
+        .map_err(|e| HubError(format!("reading {url}: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        HubError(format!(
+            "the Hub's answer from {url} is not valid JSON: {e}"
+        ))
+    })
+}
+
+fn next_link(h: &HeaderMap) -> Option<String> {
+    let link = h.get("Link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+fn hex_of_len(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn parse_file(e: &Json, spec: &Spec) -> Result<FileEntry> {
+    let path = e["path"].as_str().unwrap_or("");
+    if !is_plain_relative_path(path) || path.len() > 4096 || path.split('/').any(|s| s.len() > 255)
+    {
+        fail!(
+            "the Hub's listing for '{}' has an unsafe file path {:?}; refusing to write it",
+            spec.display(),
+            path
+        );
+    }
+    let size = e["size"].as_u64();
+    let digest = match &e["lfs"] {
+        Json::Object(lfs) => {
+            let oid = lfs.get("oid").and_then(|o| o.as_str()).unwrap_or("");
+            if !hex_of_len(oid, 64) {
+                fail!(
+                    "the Hub lists no valid sha256 for LFS file '{path}' of '{}'",
+                    spec.display()
+                );
+            }
+            let size = lfs.get("size").and_then(|s| s.as_u64()).or(size);
+            return Ok(FileEntry {
+                path: path.to_string(),
+                size: size
+                    .ok_or_else(|| HubError(format!("the Hub lists no size for '{path}'")))?,
+                digest: Digest::Sha256(oid.to_ascii_lowercase()),
+            });
+        }
+        _ => {
+            let oid = e["oid"].as_str().unwrap_or("");
+            if !hex_of_len(oid, 40) {
+                fail!(
+                    "the Hub lists no valid git object id for file '{path}' of '{}'",
+                    spec.display()
+                );
+            }
+            Digest::GitSha1(oid.to_ascii_lowercase())
+        }
+    };
+    let Some(size) = size else {
+        fail!("the Hub lists no size for '{path}' of '{}'", spec.display())
+    };
+    Ok(FileEntry {
+        path: path.to_string(),
+        size,
+        digest,
+    })
+}
+
+/// Seconds since the epoch of an ISO-8601 UTC time such as
+/// `2024-05-22T10:20:30.000Z`.
+pub fn parse_iso8601(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let rest = &s[19..];
+    let rest = rest
+        .strip_prefix('.')
+        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .unwrap_or(rest);
+    if !(rest == "Z" || rest == "+00:00" || rest.is_empty()) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    u64::try_from(days * 86400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_iso8601("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(parse_iso8601("2024-01-04T05:06:07.000Z"), Some(1704344767));
+        assert_eq!(parse_iso8601("2000-02-29T12:00:00Z"), Some(951825600));
+        assert_eq!(parse_iso8601("yesterday"), None);
+    }
+
+    #[test]
+    fn encoding_keeps_revisions_in_one_segment() {
+        assert_eq!(encode("refs/pr/1", false), "refs%2Fpr%2F1");
+        assert_eq!(
+            encode("with space/naïve#?.txt", true),
+            "with%20space/na%C3%AFve%23%3F.txt"
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            endpoint_from("", Some("http://127.0.0.1:8080/".into())),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            endpoint_from("https://mirror.example", Some("http://x".into())),
+            "https://mirror.example"
+        );
+        assert_eq!(endpoint_from("", None), DEFAULT_ENDPOINT);
+        assert_eq!(
+            endpoint_host("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            endpoint_host("https://huggingface.co").as_deref(),
+            Some("huggingface.co")
+        );
+    }
+
+    #[test]
+    fn next_page_links() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "Link",
+            "<http://h/api/models/a/b/tree/x?cursor=abc>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("http://h/api/models/a/b/tree/x?cursor=abc")
+        );
+    }
+}
