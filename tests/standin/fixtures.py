@@ -94,6 +94,16 @@ def private_model():
     return r
 
 
+def moving_model():
+    """Tests push commits here (nix flake update); nothing else reads it."""
+    r = Repo("model", "nixhf/moving")
+    r.commit("main", {
+        "README.md": Entry("README.md", text("# moving\n")),
+        "weights.safetensors": Entry("weights.safetensors", SyntheticBlob("moving-weights", 200000)),
+    }, message="initial")
+    return r
+
+
 def legacy_model():
     r = Repo("model", "tinylegacy")
     r.commit("main", {"config.json": Entry("config.json", text('{"legacy": true}\n'))}, message="initial")
@@ -149,7 +159,7 @@ def synthetic_repo(spec, hash_cache):
 def build(hash_cache, synthetic=(), minilm_path=None):
     repos = [
         tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
-        gated_model(hash_cache), private_model(), legacy_model(),
+        gated_model(hash_cache), private_model(), legacy_model(), moving_model(),
     ]
     model_dir = minilm_path or minilm_dir()
     if model_dir:
