@@ -139,6 +139,10 @@ class Nix:
         p = self.run(*args, **kw)
         return json.loads(p.stdout) if p.returncode == 0 else p
 
+    def attr(self, installable, cwd, *extra):
+        """`nix eval --json INSTALLABLE` (pure, as flakes evaluate)."""
+        return json.loads(self.run("eval", "--json", installable, *extra, cwd=cwd).stdout)
+
     def fails(self, *args, **kw):
         p = self.run(*args, check=False, **kw)
         assert p.returncode != 0, f"nix {' '.join(args)} succeeded but should have failed:\n{p.stdout}"
