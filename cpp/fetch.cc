@@ -84,6 +84,17 @@ std::string fingerprintOf(const Input & input)
     return std::string(callRust([&] { return input_fingerprint(toRust(attrs)); }));
 }
 
+// What the scheme returns and flake.lock records: the commit instead of the
+// ref, and the commit's date.
+Input lockedInput(const Input & input, const std::string & rev, uint64_t lastModified)
+{
+    auto result(input);
+    result.attrs.erase("ref");
+    result.attrs.insert_or_assign("rev", rev);
+    result.attrs.insert_or_assign("lastModified", lastModified);
+    return result;
+}
+
 Path scratchDir()
 {
     auto root = getCacheDir() + "/nix-hf/tmp";
@@ -123,6 +134,17 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         debug("using the cached commit %s of '%s'", req.known_rev, input.to_string());
     }
 
+    // The commit is known and its snapshot already in the store: nothing to
+    // ask the Hub.
+    if (!req.known_rev.empty()) {
+        auto result = lockedInput(input, std::string(req.known_rev), req.known_last_modified);
+        auto key = compat::fetchToStoreKey(result.getName(), fingerprintOf(result));
+        if (auto hit = cache->lookupStorePath(key, store)) {
+            debug("'%s' at %s is already in the store", input.to_string(), std::string(req.known_rev));
+            return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), hit->storePath), result};
+        }
+    }
+
     AutoDelete scratch(scratchDir(), true);
     req.dest = scratch.path().string();
 
@@ -142,10 +164,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     auto storePath = store.addToStore("source", {getFSSourceAccessor(), CanonPath(std::string(req.dest))},
         ContentAddressMethod::Raw::NixArchive, HashAlgorithm::SHA256);
 
-    auto result(input);
-    result.attrs.erase("ref");
-    result.attrs.insert_or_assign("rev", rev);
-    result.attrs.insert_or_assign("lastModified", uint64_t(out.last_modified));
+    auto result = lockedInput(input, rev, out.last_modified);
 
     if (!input.getRev())
         cache->upsert(refKey(input, endpointUrl), Attrs{{"rev", rev}, {"lastModified", uint64_t(out.last_modified)}});

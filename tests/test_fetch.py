@@ -176,3 +176,21 @@ def test_the_real_minilm_model_loads_from_the_store(nix, tmp_path):
     assert out.returncode == 0, out.stderr
     tensors, dim, n_ids, nonzero = out.stdout.split()
     assert int(tensors) > 50 and dim == "384" and int(n_ids) > 2 and nonzero == "True"
+
+
+def test_ref_answers_are_cached_for_tarball_ttl(nix, hub):
+    first = nix.eval('(builtins.fetchTree "hf:nixhf/moving").rev')
+    new = hub.commit("nixhf/moving", {"notes.txt": "x\n"})
+    hub.clear_log()
+    assert nix.eval('(builtins.fetchTree "hf:nixhf/moving").rev') == first
+    assert hub.requests() == [], "a cached ref whose snapshot is in the store asked the Hub"
+    assert nix.eval('(builtins.fetchTree "hf:nixhf/moving").rev', "--option", "tarball-ttl", "0") == new["sha"]
+
+
+@pytest.mark.parametrize("bad", ["../escape.txt", "/etc/passwd", "a//b.txt", "./a.txt", "a/../../b.txt", "ctl\u0001.txt", ""])
+def test_unsafe_listed_paths_are_refused(nix, hub, bad):
+    hub.faults({"kind": "listing", "match": "nixhf/tiny",
+                "entries": [{"type": "file", "path": bad, "size": 1, "oid": "0" * 40}]})
+    p = nix.fails("eval", "--impure", "--expr", '(builtins.fetchTree "hf:nixhf/tiny").rev')
+    assert "has an unsafe file path" in p.stderr and "refusing to write it" in p.stderr
+    assert not any("resolve" in q["path"] for q in hub.requests()), "a file was downloaded from a hostile listing"

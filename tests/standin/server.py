@@ -288,6 +288,10 @@ class Handler(BaseHTTPRequestHandler):
             return recursive or "/" not in path[len(prefix):]
 
         entries = [c.files[p].listing() for p in c.files if wanted(p)]
+        # Fault switch: a lying listing (hostile paths, duplicates, ...).
+        injected = self.hub.take_fault("listing", "api", repo.id)
+        if injected:
+            entries += injected.get("entries", [])
         entries += [{"type": "directory", "oid": c.dir_oid(d), "size": 0, "path": d} for d in dirs if wanted(d)]
         # The Hub promises no order: serve a shuffled one, stable across pages.
         entries.sort(key=lambda e: e["path"])
