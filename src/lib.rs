@@ -6,6 +6,7 @@
 pub mod fetch;
 pub mod ffi;
 pub mod hub;
+pub mod nar;
 pub mod select;
 pub mod spec;
 pub mod token;
