@@ -37,6 +37,9 @@
 #  include <nix/store/globals.hh>
 #  include <nix/util/config-global.hh>
 #  include <nix/expr/fetch-tree.hh>
+#  include <nix/store/local-store.hh>
+#  include <nix/store/pathlocks.hh>
+#  include <nix/store/posix-fs-canonicalise.hh>
 #else
 #  include "eval.hh"
 #  include "primops.hh"
@@ -53,6 +56,9 @@
 #  include "globals.hh"
 #  include "config-global.hh"
 #  include "flake/flake.hh"
+#  include "local-store.hh"
+#  include "pathlocks.hh"
+#  include "posix-fs-canonicalise.hh"
 #endif
 
 namespace nixhf::compat {

@@ -6,6 +6,7 @@
 #include "glue.hh"
 #include "fetch.hh"
 #include "bridge.hh"
+#include "store.hh"
 
 namespace nixhf {
 
@@ -22,6 +23,9 @@ struct HfSettings : Config
 
     Setting<unsigned int> connections{this, 8, "hf-connections",
         "How many connections nix-hf opens to the Hub and its CDN at once."};
+
+    Setting<unsigned int> stallTimeout{this, 30, "hf-stall-timeout",
+        "Seconds a connection may stay silent before nix-hf retries the transfer."};
 };
 
 HfSettings hfSettings;
@@ -95,11 +99,13 @@ Input lockedInput(const Input & input, const std::string & rev, uint64_t lastMod
     return result;
 }
 
-Path scratchDir()
+// Partial downloads live here, under Nix's cache dir, until their snapshot
+// is in the store; an interrupted fetch resumes from them.
+Path partialRoot()
 {
-    auto root = getCacheDir() + "/nix-hf/tmp";
+    auto root = getCacheDir() + "/nix-hf/partial";
     createDirs(root);
-    return createTempDir(root, "fetch");
+    return root;
 }
 
 } // namespace
@@ -120,6 +126,8 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     for (auto & [host, token] : settings.accessTokens.get())
         req.access_tokens.push_back(Param{host, token});
     req.connections = hfSettings.connections.get();
+    req.stall_timeout = hfSettings.stallTimeout.get();
+    req.partial_root = partialRoot();
     req.known_last_modified = 0;
 
     if (auto rev = input.getRev()) {
@@ -145,9 +153,6 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         }
     }
 
-    AutoDelete scratch(scratchDir(), true);
-    req.dest = scratch.path().string();
-
     FetchOutcome out;
     {
         NixFetchContext ctx(input.to_string());
@@ -159,10 +164,11 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
             throw Error("%s", Uncolored(std::string(e.what())));
         }
     }
+    AutoCloseFD partialLock(out.lock_fd);
     auto rev = std::string(out.rev);
-
-    auto storePath = store.addToStore("source", {getFSSourceAccessor(), CanonPath(std::string(req.dest))},
-        ContentAddressMethod::Raw::NixArchive, HashAlgorithm::SHA256);
+    auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);
+    auto storePath = addTree(store, "source", std::string(out.tree), narHash, out.nar_size);
+    deletePath(std::string(out.partial_dir));
 
     auto result = lockedInput(input, rev, out.last_modified);
 

@@ -1,21 +1,19 @@
-//! Fetching a snapshot into a directory: resolve the revision, list and
-//! select the files, download them in parallel and verify every byte against
-//! the hashes the Hub lists, before the caller lets anything into the store.
-//!
-//! Only the calling thread talks to the caller's `Observer` (Nix's logger and
-//! interrupt flag are not for worker threads): workers report through atomics
-//! and a queue that the calling thread drains while it waits.
+//! Fetching a snapshot: resolve the revision, list and select the files, and
+//! have the transfer engine (`download`) put them, verified, into a partial
+//! directory keyed by what the snapshot is, from which the caller moves the
+//! tree into the store. An interrupted fetch leaves that directory for the
+//! next run to resume.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::hub::{Digest, FileEntry, Hub, HubError, Revision};
+use sha2::{Digest as _, Sha256};
+
+use crate::download::{self, Transferred};
+use crate::hub::{FileEntry, Hub, HubError, Revision};
 use crate::spec::Spec;
-use crate::verify::Verifier;
 
 /// What the core reports upward and asks of its caller.
 pub trait Observer {
@@ -28,24 +26,30 @@ pub trait Observer {
 
 pub struct Request {
     pub spec: Spec,
-    pub dest: PathBuf,
+    /// Where partial snapshots live (under Nix's cache dir).
+    pub partial_root: PathBuf,
     /// What the caller's cache knows: the commit of the ref (when fresh), or
     /// the date of the given rev. Avoids asking the Hub again.
     pub known: Option<Revision>,
     pub connections: usize,
 }
 
-#[derive(Debug)]
 pub struct Outcome {
     pub revision: Revision,
     pub files: usize,
     pub bytes: u64,
+    /// The partial directory; `tree` below it is the verified snapshot.
+    pub dir: PathBuf,
+    pub transferred: Transferred,
+    /// Held until the caller has moved the tree: another process fetching
+    /// the same snapshot waits for it instead of racing on the same files.
+    pub lock: File,
 }
 
 /// The message the glue recognises as "stopped by the user".
 pub const INTERRUPTED: &str = "interrupted by the user";
 
-pub fn fetch(hub: &Hub, req: &Request, obs: &dyn Observer) -> Result<Outcome, String> {
+pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome, String> {
     let spec = &req.spec;
     let revision = match (&spec.rev, &req.known) {
         (Some(rev), Some(k)) if &k.sha == rev => k.clone(),
@@ -61,35 +65,41 @@ pub fn fetch(hub: &Hub, req: &Request, obs: &dyn Observer) -> Result<Outcome, St
             r
         }
         (None, Some(k)) => k.clone(),
-        (None, None) => hub
-            .revision(spec, spec.reference.as_deref())
-            .map_err(|HubError(e)| e)?,
+        (None, None) => hub.revision(spec, spec.reference.as_deref()).map_err(|HubError(e)| e)?,
     };
     obs.check_interrupt()?;
     let listing = hub.list(spec, &revision.sha).map_err(|HubError(e)| e)?;
     let wanted = select(spec, &revision, listing)?;
     let bytes: u64 = wanted.iter().map(|f| f.size).sum();
-    download_all(
-        hub,
-        spec,
-        &revision.sha,
-        &wanted,
-        &req.dest,
-        req.connections.max(1),
-        obs,
-    )?;
-    Ok(Outcome {
-        revision,
-        files: wanted.len(),
-        bytes,
-    })
+    let dir = req.partial_root.join(partial_name(spec, &revision.sha));
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let lock = lock_dir(&dir)?;
+    let transferred = download::transfer(hub, spec, &revision.sha, &wanted, &dir, req.connections.max(1), obs)?;
+    Ok(Outcome { revision, files: wanted.len(), bytes, dir, transferred, lock })
 }
 
-fn select(
-    spec: &Spec,
-    revision: &Revision,
-    listing: Vec<FileEntry>,
-) -> Result<Vec<FileEntry>, String> {
+/// The partial directory's name: what the snapshot is (kind, repo, commit,
+/// filters), hashed; nothing about where it came from or who asked.
+fn partial_name(spec: &Spec, sha: &str) -> String {
+    let mut s = spec.clone();
+    s.rev = Some(sha.to_string());
+    s.reference = None;
+    let fp = s.fingerprint().expect("a spec with a rev has a fingerprint");
+    Sha256::digest(fp.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn lock_dir(dir: &std::path::Path) -> Result<File, String> {
+    let path = dir.with_extension("lock");
+    let f = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; blocks while another nix
+    // fetches the same snapshot, so the two never write the same files.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+fn select(spec: &Spec, revision: &Revision, listing: Vec<FileEntry>) -> Result<Vec<FileEntry>, String> {
     for f in spec.selection.files() {
         if !listing.iter().any(|e| &e.path == f) {
             return Err(format!(
@@ -100,10 +110,7 @@ fn select(
         }
     }
     let total = listing.len();
-    let wanted: Vec<FileEntry> = listing
-        .into_iter()
-        .filter(|f| spec.selection.wants(&f.path))
-        .collect();
+    let wanted: Vec<FileEntry> = listing.into_iter().filter(|f| spec.selection.wants(&f.path)).collect();
     if wanted.is_empty() && total > 0 {
         return Err(format!(
             "no file of '{}' at commit {} matches its include/exclude/files filters ({total} files in the repo); fix the patterns",
@@ -112,158 +119,4 @@ fn select(
         ));
     }
     Ok(wanted)
-}
-
-struct Shared<'a> {
-    files: &'a [FileEntry],
-    next: AtomicUsize,
-    done_bytes: AtomicU64,
-    running: AtomicUsize,
-    cancel: AtomicBool,
-    error: Mutex<Option<String>>,
-    started: Mutex<Vec<(String, u64)>>,
-}
-
-fn download_all(
-    hub: &Hub,
-    spec: &Spec,
-    sha: &str,
-    files: &[FileEntry],
-    dest: &Path,
-    connections: usize,
-    obs: &dyn Observer,
-) -> Result<(), String> {
-    // Big files first, so the long transfers start early and small ones
-    // fill the gaps.
-    let mut order: Vec<FileEntry> = files.to_vec();
-    order.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
-    let expected: u64 = order.iter().map(|f| f.size).sum();
-    let workers = connections.min(order.len()).max(1);
-    let shared = Shared {
-        files: &order,
-        next: AtomicUsize::new(0),
-        done_bytes: AtomicU64::new(0),
-        running: AtomicUsize::new(workers),
-        cancel: AtomicBool::new(false),
-        error: Mutex::new(None),
-        started: Mutex::new(Vec::new()),
-    };
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                worker(hub, spec, sha, dest, &shared);
-                shared.running.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-        loop {
-            for (path, size) in shared.started.lock().unwrap().drain(..) {
-                obs.file(&path, size);
-            }
-            obs.progress(shared.done_bytes.load(Ordering::Relaxed), expected);
-            if shared.running.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            if let Err(e) = obs.check_interrupt() {
-                shared.cancel.store(true, Ordering::SeqCst);
-                shared.error.lock().unwrap().get_or_insert(e);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    match shared.error.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-fn worker(hub: &Hub, spec: &Spec, sha: &str, dest: &Path, shared: &Shared) {
-    loop {
-        if shared.cancel.load(Ordering::SeqCst) {
-            return;
-        }
-        let i = shared.next.fetch_add(1, Ordering::SeqCst);
-        let Some(entry) = shared.files.get(i) else {
-            return;
-        };
-        shared
-            .started
-            .lock()
-            .unwrap()
-            .push((entry.path.clone(), entry.size));
-        if let Err(e) = download_one(hub, spec, sha, entry, dest, shared) {
-            shared.cancel.store(true, Ordering::SeqCst);
-            shared.error.lock().unwrap().get_or_insert(e);
-            return;
-        }
-    }
-}
-
-fn download_one(
-    hub: &Hub,
-    spec: &Spec,
-    sha: &str,
-    entry: &FileEntry,
-    dest: &Path,
-    shared: &Shared,
-) -> Result<(), String> {
-    let target = dest.join(&entry.path);
-    if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    }
-    let mut out =
-        File::create(&target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
-    let mut verifier = Verifier::new(&entry.digest, entry.size);
-    let mut resp = hub
-        .open(spec, sha, &entry.path, 0)
-        .map_err(|HubError(e)| e)?;
-    let mut buf = vec![0u8; 1 << 18];
-    let mut got: u64 = 0;
-    loop {
-        if shared.cancel.load(Ordering::SeqCst) {
-            return Err(INTERRUPTED.into());
-        }
-        let n = resp.read(&mut buf).map_err(|e| {
-            format!(
-                "downloading '{}' of '{}' failed after {got} bytes: {e}",
-                entry.path,
-                spec.display()
-            )
-        })?;
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-        if got > entry.size {
-            return Err(format!(
-                "the Hub sent more than the {} bytes listed for '{}' of '{}'; refusing it",
-                entry.size,
-                entry.path,
-                spec.display()
-            ));
-        }
-        verifier.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
-        shared.done_bytes.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    if got != entry.size {
-        return Err(format!(
-            "'{}' of '{}' arrived truncated: {got} of {} bytes",
-            entry.path,
-            spec.display(),
-            entry.size
-        ));
-    }
-    verifier.finish().map_err(|(want, have)| {
-        let algo = match entry.digest {
-            Digest::GitSha1(_) => "git blob sha1",
-            Digest::Sha256(_) => "sha256",
-        };
-        format!(
-            "'{}' of '{}' is corrupt: expected {algo} {want}, got {have}; nothing was added to the store",
-            entry.path,
-            spec.display()
-        )
-    })
 }

@@ -45,13 +45,15 @@ mod bridge {
         endpoint_setting: String,
         /// Nix's access-tokens setting (host -> token).
         access_tokens: Vec<Param>,
-        /// An empty directory to fill with the snapshot.
-        dest: String,
+        /// Where partial snapshots live (under Nix's cache dir).
+        partial_root: String,
         /// From Nix's fetcher cache: the ref's commit while fresh, or the
         /// given rev's date; empty / 0 when unknown.
         known_rev: String,
         known_last_modified: u64,
         connections: u32,
+        /// Seconds a read or connect may wait before the transfer retries.
+        stall_timeout: u32,
     }
 
     struct FetchOutcome {
@@ -59,6 +61,15 @@ mod bridge {
         last_modified: u64,
         files: u64,
         bytes: u64,
+        /// The verified snapshot, to move into the store.
+        tree: String,
+        /// Its NAR serialisation: SHA-256 (hex) and size.
+        nar_sha256: String,
+        nar_size: u64,
+        /// The partial directory to remove once the tree is in the store.
+        partial_dir: String,
+        /// Opaque: held until the glue is done with the tree.
+        lock_fd: i32,
     }
 
     unsafe extern "C++" {
@@ -101,9 +112,7 @@ fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(format!(
-                "internal error in nix-hf (please report it): {what}"
-            ))
+            Err(format!("internal error in nix-hf (please report it): {what}"))
         }
     }
 }
@@ -157,10 +166,7 @@ fn allowed_attrs() -> Vec<String> {
 
 fn input_from_url(path: &str, query: &Vec<Param>, shown: &str) -> Result<Vec<Attr>, String> {
     guard(|| {
-        let q: Vec<(String, String)> = query
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect();
+        let q: Vec<(String, String)> = query.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
         let s = Spec::from_url(path, &q, shown).map_err(|SpecError(e)| e)?;
         Ok(from_spec_attrs(&s.to_attrs()))
     })
@@ -173,13 +179,7 @@ fn input_from_attrs(attrs: &Vec<Attr>) -> Result<Vec<Attr>, String> {
 fn input_to_url(attrs: &Vec<Attr>) -> Result<UrlParts, String> {
     guard(|| {
         let (path, query) = parse(attrs)?.to_url();
-        Ok(UrlParts {
-            path,
-            query: query
-                .into_iter()
-                .map(|(name, value)| Param { name, value })
-                .collect(),
-        })
+        Ok(UrlParts { path, query: query.into_iter().map(|(name, value)| Param { name, value }).collect() })
     })
 }
 
@@ -213,30 +213,32 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
     guard(|| {
         let spec = parse(&req.attrs)?;
         let endpoint = endpoint(&req.endpoint_setting);
-        let tokens: Vec<(String, String)> = req
-            .access_tokens
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect();
+        let tokens: Vec<(String, String)> =
+            req.access_tokens.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
         let host = hub::endpoint_host(&endpoint).unwrap_or_default();
         let token = token::find(&host, &tokens, &|k| std::env::var(k).ok());
-        let hub = Hub::new(&endpoint, token).map_err(|HubError(e)| e)?;
-        let known = (!req.known_rev.is_empty()).then(|| Revision {
-            sha: req.known_rev.clone(),
-            last_modified: req.known_last_modified,
-        });
+        let stall = std::time::Duration::from_secs(req.stall_timeout.max(1) as u64);
+        let hub = std::sync::Arc::new(Hub::new(&endpoint, token, stall).map_err(|HubError(e)| e)?);
+        let known = (!req.known_rev.is_empty())
+            .then(|| Revision { sha: req.known_rev.clone(), last_modified: req.known_last_modified });
         let request = fetch::Request {
             spec,
-            dest: req.dest.clone().into(),
+            partial_root: req.partial_root.clone().into(),
             known,
             connections: req.connections as usize,
         };
-        let out = fetch::fetch(&hub, &request, ctx)?;
+        let out = fetch::fetch(hub, &request, ctx)?;
+        let hex: String = out.transferred.nar_sha256.iter().map(|b| format!("{b:02x}")).collect();
         Ok(FetchOutcome {
             rev: out.revision.sha,
             last_modified: out.revision.last_modified,
             files: out.files as u64,
             bytes: out.bytes,
+            tree: out.transferred.tree.display().to_string(),
+            nar_sha256: hex,
+            nar_size: out.transferred.nar_size,
+            partial_dir: out.dir.display().to_string(),
+            lock_fd: std::os::fd::IntoRawFd::into_raw_fd(out.lock),
         })
     })
 }

@@ -62,13 +62,32 @@ pub struct Hub {
     client: Client,
 }
 
+/// The answer to a ranged file request, sorted by what the engine does next.
+pub enum Fetched {
+    /// Bytes to write; `skip` leading bytes are not wanted (a server that
+    /// ignored Range sends the file from its start).
+    Body { response: Response, skip: u64 },
+    /// A signed CDN URL that is no longer valid: resolve again.
+    Expired,
+    /// Worth another try: after `wait` when the server said so.
+    Retry { wait: Option<Duration>, why: String },
+}
+
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get("Retry-After")?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn is_transient(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
 /// The endpoint from the plugin setting, else `HF_ENDPOINT`, else the Hub.
 pub fn endpoint_from(setting: &str, env: Option<String>) -> String {
     let e = if !setting.is_empty() {
         setting.to_string()
     } else {
-        env.filter(|e| !e.is_empty())
-            .unwrap_or(DEFAULT_ENDPOINT.into())
+        env.filter(|e| !e.is_empty()).unwrap_or(DEFAULT_ENDPOINT.into())
     };
     e.trim_end_matches('/').to_string()
 }
@@ -98,23 +117,23 @@ pub fn encode(s: &str, keep_slash: bool) -> String {
 }
 
 impl Hub {
-    pub fn new(endpoint: &str, token: Option<Token>) -> Result<Hub> {
+    /// `stall` bounds how long any one read or connect may wait for data.
+    pub fn new(endpoint: &str, token: Option<Token>, stall: Duration) -> Result<Hub> {
         let endpoint = match Url::parse(endpoint) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
             _ => fail!("the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting"),
         };
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(30))
-            .timeout(None)
+            .connect_timeout(stall)
+            // Per operation in the blocking client (each read, not the whole
+            // body): a stalled transfer fails instead of hanging.
+            .timeout(stall)
+            .pool_max_idle_per_host(64)
             .user_agent(concat!("nix-hf/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HubError(format!("cannot set up HTTP: {e}")))?;
-        Ok(Hub {
-            endpoint,
-            token,
-            client,
-        })
+        Ok(Hub { endpoint, token, client })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -126,33 +145,34 @@ impl Hub {
     }
 
     fn api_base(&self, spec: &Spec) -> String {
-        format!(
-            "{}/api/{}s/{}",
-            self.endpoint(),
-            spec.kind.as_str(),
-            spec.repo
-        )
+        format!("{}/api/{}s/{}", self.endpoint(), spec.kind.as_str(), spec.repo)
     }
 
-    /// GET with the token when the URL is on the endpoint's origin, following
-    /// redirects by hand; the token is dropped for any other origin.
+    /// One request, with the token only when the URL is on the endpoint's
+    /// origin. Redirects are not followed here.
+    fn send(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> std::result::Result<Response, reqwest::Error> {
+        let mut req = self.client.request(method, url.clone()).headers(headers.clone());
+        if let (true, Some(t)) = (self.same_origin(url), &self.token) {
+            req = req.header(AUTHORIZATION, t.bearer());
+        }
+        req.send()
+    }
+
+    /// GET following redirects by hand, so the token is dropped for any
+    /// other origin.
     fn get(&self, url: &str, headers: HeaderMap) -> Result<Response> {
         let mut url = Url::parse(url).map_err(|e| HubError(format!("bad URL {url}: {e}")))?;
         for _ in 0..10 {
-            let mut req = self.client.get(url.clone()).headers(headers.clone());
-            if let (true, Some(t)) = (self.same_origin(&url), &self.token) {
-                req = req.header(AUTHORIZATION, t.bearer());
-            }
-            let resp = req.send().map_err(|e| self.unreachable(&url, e))?;
+            let resp = self.send(reqwest::Method::GET, &url, &headers).map_err(|e| self.unreachable(&url, e))?;
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
-            let Some(loc) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
-                fail!("{} answered {} without a Location", url, resp.status());
-            };
-            url = url
-                .join(loc)
-                .map_err(|e| HubError(format!("bad redirect from {url} to {loc}: {e}")))?;
+            url = redirect_target(&url, &resp)?;
         }
         fail!("too many redirects fetching {url}")
     }
@@ -174,24 +194,11 @@ impl Hub {
     fn refusal(&self, spec: &Spec, resp: Response, what: &str) -> HubError {
         let status = resp.status();
         let h = resp.headers();
-        let code = h
-            .get("X-Error-Code")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let message = h
-            .get("X-Error-Message")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let code = h.get("X-Error-Code").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let message = h.get("X-Error-Message").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let name = spec.display();
         let kind = spec.kind.as_str();
-        let page = format!(
-            "{}/{}{}",
-            self.endpoint(),
-            spec.kind.url_prefix(),
-            spec.repo
-        );
+        let page = format!("{}/{}{}", self.endpoint(), spec.kind.url_prefix(), spec.repo);
         let how_token = format!(
             "provide a token with read access: access-tokens = {}=hf_… in nix.conf, or HF_TOKEN",
             endpoint_host(self.endpoint()).unwrap_or_default()
@@ -237,35 +244,18 @@ impl Hub {
         let body: Json = read_json(resp, &url)?;
         let sha = body["sha"].as_str().unwrap_or("");
         if !crate::spec::is_commit(sha) {
-            fail!(
-                "the Hub's answer for '{}' has no valid commit id (sha: {:?})",
-                spec.display(),
-                body["sha"]
-            );
+            fail!("the Hub's answer for '{}' has no valid commit id (sha: {:?})", spec.display(), body["sha"]);
         }
-        let last_modified = body["lastModified"]
-            .as_str()
-            .and_then(parse_iso8601)
-            .ok_or_else(|| {
-                HubError(format!(
-                    "the Hub's answer for '{}' has no valid lastModified date",
-                    spec.display()
-                ))
-            })?;
-        Ok(Revision {
-            sha: sha.to_ascii_lowercase(),
-            last_modified,
-        })
+        let last_modified = body["lastModified"].as_str().and_then(parse_iso8601).ok_or_else(|| {
+            HubError(format!("the Hub's answer for '{}' has no valid lastModified date", spec.display()))
+        })?;
+        Ok(Revision { sha: sha.to_ascii_lowercase(), last_modified })
     }
 
     /// Every file of the tree at `sha`, across all pages, checked: paths are
     /// plain relative paths, no duplicates, no file where a folder is.
     pub fn list(&self, spec: &Spec, sha: &str) -> Result<Vec<FileEntry>> {
-        let mut url = format!(
-            "{}/tree/{}?recursive=true&expand=false",
-            self.api_base(spec),
-            encode(sha, false)
-        );
+        let mut url = format!("{}/tree/{}?recursive=true&expand=false", self.api_base(spec), encode(sha, false));
         let mut files = Vec::new();
         let mut dirs = std::collections::BTreeSet::new();
         loop {
@@ -276,10 +266,7 @@ impl Hub {
             let next = next_link(resp.headers());
             let page: Json = read_json(resp, &url)?;
             let Some(entries) = page.as_array() else {
-                fail!(
-                    "the Hub's tree listing for '{}' is not a list",
-                    spec.display()
-                )
+                fail!("the Hub's tree listing for '{}' is not a list", spec.display())
             };
             for e in entries {
                 match e["type"].as_str() {
@@ -297,7 +284,10 @@ impl Hub {
                         .and_then(|b| b.join(&n))
                         .map_err(|e| HubError(format!("bad next-page link {n}: {e}")))?;
                     if !self.same_origin(&u) {
-                        fail!("the Hub's listing for '{}' points to another host ({n}); refusing to follow it", spec.display());
+                        fail!(
+                            "the Hub's listing for '{}' points to another host ({n}); refusing to follow it",
+                            spec.display()
+                        );
                     }
                     url = u.to_string();
                 }
@@ -319,9 +309,7 @@ impl Hub {
             let mut prefix = String::new();
             for seg in f.path.split('/') {
                 if !prefix.is_empty()
-                    && files
-                        .binary_search_by(|x| x.path.as_str().cmp(prefix.trim_end_matches('/')))
-                        .is_ok()
+                    && files.binary_search_by(|x| x.path.as_str().cmp(prefix.trim_end_matches('/'))).is_ok()
                 {
                     fail!(
                         "the Hub's listing for '{}' has '{}' both as a file and as a folder",
@@ -333,19 +321,16 @@ impl Hub {
                 prefix.push('/');
             }
             if dirs.contains(&f.path) {
-                fail!(
-                    "the Hub's listing for '{}' has '{}' both as a file and as a folder",
-                    spec.display(),
-                    f.path
-                );
+                fail!("the Hub's listing for '{}' has '{}' both as a file and as a folder", spec.display(), f.path);
             }
         }
         Ok(files)
     }
 
-    /// Opens `path` at commit `sha`, from byte `from` on. The answer is
-    /// checked to be what was asked for (206 for a range; 200 otherwise).
-    pub fn open(&self, spec: &Spec, sha: &str, path: &str, from: u64) -> Result<Response> {
+    /// Where the bytes of `path` at commit `sha` are served: the Hub's
+    /// answer to /resolve (a CDN URL for LFS files, the Hub's own cache for
+    /// the others), asked once per file. Transient trouble is `Err(Retry)`.
+    pub fn locate(&self, spec: &Spec, sha: &str, path: &str) -> Result<std::result::Result<Url, Fetched>> {
         let url = format!(
             "{}/{}{}/resolve/{}/{}",
             self.endpoint(),
@@ -354,42 +339,92 @@ impl Hub {
             encode(sha, false),
             encode(path, true)
         );
+        let url = Url::parse(&url).map_err(|e| HubError(format!("bad URL {url}: {e}")))?;
+        let resp = match self.send(reqwest::Method::HEAD, &url, &HeaderMap::new()) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(Fetched::Retry { wait: None, why: self.unreachable(&url, e).0 })),
+        };
+        let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Ok(Ok(redirect_target(&url, &resp)?));
+        }
+        if resp.status().is_success() {
+            return Ok(Ok(url));
+        }
+        if is_transient(status) {
+            return Ok(Err(Fetched::Retry {
+                wait: retry_after(resp.headers()),
+                why: format!("the Hub answered {status}"),
+            }));
+        }
+        Err(self.refusal(spec, resp, path))
+    }
+
+    /// Bytes `[start, end)` of a located file.
+    pub fn fetch_range(&self, url: &Url, start: u64, end: u64, spec: &Spec, path: &str) -> Result<Fetched> {
         let mut headers = HeaderMap::new();
         headers.insert("Accept-Encoding", "identity".parse().unwrap());
-        if from > 0 {
-            headers.insert(RANGE, format!("bytes={from}-").parse().unwrap());
+        headers.insert(RANGE, format!("bytes={start}-{}", end - 1).parse().unwrap());
+        let mut url = url.clone();
+        for _ in 0..10 {
+            let resp = match self.send(reqwest::Method::GET, &url, &headers) {
+                Ok(r) => r,
+                Err(e) => return Ok(Fetched::Retry { wait: None, why: self.unreachable(&url, e).0 }),
+            };
+            let status = resp.status().as_u16();
+            match status {
+                206 => {
+                    let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    let first = range
+                        .strip_prefix("bytes ")
+                        .and_then(|r| r.split('-').next())
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if first != Some(start) {
+                        return Ok(Fetched::Retry {
+                            wait: None,
+                            why: format!("asked for bytes from {start}, got '{range}'"),
+                        });
+                    }
+                    return Ok(Fetched::Body { response: resp, skip: 0 });
+                }
+                200 => return Ok(Fetched::Body { response: resp, skip: start }),
+                301 | 302 | 303 | 307 | 308 => url = redirect_target(&url, &resp)?,
+                403 if !self.same_origin(&url) => return Ok(Fetched::Expired),
+                s if is_transient(s) => {
+                    return Ok(Fetched::Retry {
+                        wait: retry_after(resp.headers()),
+                        why: format!("{} answered {s}", url.origin().ascii_serialization()),
+                    })
+                }
+                416 => fail!(
+                    "the server says '{path}' of '{}' is shorter than the {end} bytes the Hub lists",
+                    spec.display()
+                ),
+                _ => return Err(self.refusal(spec, resp, path)),
+            }
         }
-        let resp = self.get(&url, headers)?;
-        if !resp.status().is_success() {
-            return Err(self.refusal(spec, resp, path));
-        }
-        Ok(resp)
+        fail!("too many redirects fetching '{path}' of '{}'", spec.display())
     }
+}
+
+fn redirect_target(from: &Url, resp: &Response) -> Result<Url> {
+    let Some(loc) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
+        fail!("{from} answered {} without a Location", resp.status());
+    };
+    from.join(loc).map_err(|e| HubError(format!("bad redirect from {from} to {loc}: {e}")))
 }
 
 fn read_json(resp: Response, url: &str) -> Result<Json> {
     let mut body = Vec::new();
-    resp.take(256 << 20)
-        .read_to_end(&mut body)
-        .map_err(|e| HubError(format!("reading {url}: {e}")))?;
-    serde_json::from_slice(&body).map_err(|e| {
-        HubError(format!(
-            "the Hub's answer from {url} is not valid JSON: {e}"
-        ))
-    })
+    resp.take(256 << 20).read_to_end(&mut body).map_err(|e| HubError(format!("reading {url}: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| HubError(format!("the Hub's answer from {url} is not valid JSON: {e}")))
 }
 
 fn next_link(h: &HeaderMap) -> Option<String> {
     let link = h.get("Link")?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
+        params.contains("rel=\"next\"").then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
 }
 
@@ -399,64 +434,40 @@ fn hex_of_len(s: &str, n: usize) -> bool {
 
 fn parse_file(e: &Json, spec: &Spec) -> Result<FileEntry> {
     let path = e["path"].as_str().unwrap_or("");
-    if !is_plain_relative_path(path) || path.len() > 4096 || path.split('/').any(|s| s.len() > 255)
-    {
-        fail!(
-            "the Hub's listing for '{}' has an unsafe file path {:?}; refusing to write it",
-            spec.display(),
-            path
-        );
+    if !is_plain_relative_path(path) || path.len() > 4096 || path.split('/').any(|s| s.len() > 255) {
+        fail!("the Hub's listing for '{}' has an unsafe file path {:?}; refusing to write it", spec.display(), path);
     }
     let size = e["size"].as_u64();
     let digest = match &e["lfs"] {
         Json::Object(lfs) => {
             let oid = lfs.get("oid").and_then(|o| o.as_str()).unwrap_or("");
             if !hex_of_len(oid, 64) {
-                fail!(
-                    "the Hub lists no valid sha256 for LFS file '{path}' of '{}'",
-                    spec.display()
-                );
+                fail!("the Hub lists no valid sha256 for LFS file '{path}' of '{}'", spec.display());
             }
             let size = lfs.get("size").and_then(|s| s.as_u64()).or(size);
             return Ok(FileEntry {
                 path: path.to_string(),
-                size: size
-                    .ok_or_else(|| HubError(format!("the Hub lists no size for '{path}'")))?,
+                size: size.ok_or_else(|| HubError(format!("the Hub lists no size for '{path}'")))?,
                 digest: Digest::Sha256(oid.to_ascii_lowercase()),
             });
         }
         _ => {
             let oid = e["oid"].as_str().unwrap_or("");
             if !hex_of_len(oid, 40) {
-                fail!(
-                    "the Hub lists no valid git object id for file '{path}' of '{}'",
-                    spec.display()
-                );
+                fail!("the Hub lists no valid git object id for file '{path}' of '{}'", spec.display());
             }
             Digest::GitSha1(oid.to_ascii_lowercase())
         }
     };
-    let Some(size) = size else {
-        fail!("the Hub lists no size for '{path}' of '{}'", spec.display())
-    };
-    Ok(FileEntry {
-        path: path.to_string(),
-        size,
-        digest,
-    })
+    let Some(size) = size else { fail!("the Hub lists no size for '{path}' of '{}'", spec.display()) };
+    Ok(FileEntry { path: path.to_string(), size, digest })
 }
 
 /// Seconds since the epoch of an ISO-8601 UTC time such as
 /// `2024-05-22T10:20:30.000Z`.
 pub fn parse_iso8601(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -466,10 +477,7 @@ pub fn parse_iso8601(s: &str) -> Option<u64> {
         return None;
     }
     let rest = &s[19..];
-    let rest = rest
-        .strip_prefix('.')
-        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
-        .unwrap_or(rest);
+    let rest = rest.strip_prefix('.').map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit())).unwrap_or(rest);
     if !(rest == "Z" || rest == "+00:00" || rest.is_empty()) {
         return None;
     }
@@ -499,45 +507,22 @@ mod tests {
     #[test]
     fn encoding_keeps_revisions_in_one_segment() {
         assert_eq!(encode("refs/pr/1", false), "refs%2Fpr%2F1");
-        assert_eq!(
-            encode("with space/naïve#?.txt", true),
-            "with%20space/na%C3%AFve%23%3F.txt"
-        );
+        assert_eq!(encode("with space/naïve#?.txt", true), "with%20space/na%C3%AFve%23%3F.txt");
     }
 
     #[test]
     fn endpoints() {
-        assert_eq!(
-            endpoint_from("", Some("http://127.0.0.1:8080/".into())),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            endpoint_from("https://mirror.example", Some("http://x".into())),
-            "https://mirror.example"
-        );
+        assert_eq!(endpoint_from("", Some("http://127.0.0.1:8080/".into())), "http://127.0.0.1:8080");
+        assert_eq!(endpoint_from("https://mirror.example", Some("http://x".into())), "https://mirror.example");
         assert_eq!(endpoint_from("", None), DEFAULT_ENDPOINT);
-        assert_eq!(
-            endpoint_host("http://127.0.0.1:8080").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            endpoint_host("https://huggingface.co").as_deref(),
-            Some("huggingface.co")
-        );
+        assert_eq!(endpoint_host("http://127.0.0.1:8080").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(endpoint_host("https://huggingface.co").as_deref(), Some("huggingface.co"));
     }
 
     #[test]
     fn next_page_links() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "Link",
-            "<http://h/api/models/a/b/tree/x?cursor=abc>; rel=\"next\""
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(
-            next_link(&h).as_deref(),
-            Some("http://h/api/models/a/b/tree/x?cursor=abc")
-        );
+        h.insert("Link", "<http://h/api/models/a/b/tree/x?cursor=abc>; rel=\"next\"".parse().unwrap());
+        assert_eq!(next_link(&h).as_deref(), Some("http://h/api/models/a/b/tree/x?cursor=abc"));
     }
 }

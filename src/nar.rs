@@ -61,10 +61,7 @@ fn tree(paths: &[&str]) -> Dir {
             if i + 1 == segs.len() {
                 dir.entries.insert(seg.to_string(), Node::File);
             } else {
-                let node = dir
-                    .entries
-                    .entry(seg.to_string())
-                    .or_insert_with(|| Node::Dir(Dir::default()));
+                let node = dir.entries.entry(seg.to_string()).or_insert_with(|| Node::Dir(Dir::default()));
                 dir = match node {
                     Node::Dir(d) => d,
                     Node::File => unreachable!("listing checks rule out a file where a folder is"),
@@ -79,11 +76,7 @@ fn tree(paths: &[&str]) -> Dir {
 pub fn nar_order<'a>(paths: &[&'a str]) -> Vec<String> {
     fn walk(d: &Dir, prefix: &str, out: &mut Vec<String>) {
         for (name, node) in &d.entries {
-            let p = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let p = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
             match node {
                 Node::File => out.push(p),
                 Node::Dir(sub) => walk(sub, &p, out),
@@ -98,25 +91,21 @@ pub fn nar_order<'a>(paths: &[&'a str]) -> Vec<String> {
 /// The NAR hash (SHA-256) and NAR size of the snapshot in `root` made of
 /// `paths` (relative; every file, nothing else), reading each file once.
 /// `contents` opens a file's bytes; usually the file on disk.
-pub fn hash_tree(
+pub fn hash_tree<'r>(
     paths: &[&str],
-    mut contents: impl FnMut(&str) -> io::Result<(u64, Box<dyn Read>)>,
+    mut contents: impl FnMut(&str) -> io::Result<(u64, Box<dyn Read + 'r>)>,
 ) -> io::Result<([u8; 32], u64)> {
-    fn node(
+    fn node<'r>(
         sink: &mut NarSink,
         d: &Dir,
         prefix: &str,
-        contents: &mut dyn FnMut(&str) -> io::Result<(u64, Box<dyn Read>)>,
+        contents: &mut dyn FnMut(&str) -> io::Result<(u64, Box<dyn Read + 'r>)>,
     ) -> io::Result<()> {
         sink.str(b"(");
         sink.str(b"type");
         sink.str(b"directory");
         for (name, n) in &d.entries {
-            let p = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let p = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
             sink.str(b"entry");
             sink.str(b"(");
             sink.str(b"name");
@@ -154,10 +143,7 @@ pub fn hash_tree(
         sink.str(b")");
         Ok(())
     }
-    let mut sink = NarSink {
-        hash: Sha256::new(),
-        size: 0,
-    };
+    let mut sink = NarSink { hash: Sha256::new(), size: 0 };
     sink.str(b"nix-archive-1");
     node(&mut sink, &tree(paths), "", &mut contents)?;
     Ok((sink.hash.finalize().into(), sink.size))
@@ -182,10 +168,7 @@ mod tests {
 
     #[test]
     fn order_is_per_directory_by_name() {
-        assert_eq!(
-            nar_order(&["a.txt", "a/b", "B", "a/a/z"]),
-            vec!["B", "a/a/z", "a/b", "a.txt"]
-        );
+        assert_eq!(nar_order(&["a.txt", "a/b", "B", "a/a/z"]), vec!["B", "a/a/z", "a/b", "a.txt"]);
     }
 
     #[test]
@@ -203,6 +186,5 @@ mod tests {
         assert_eq!(hex(&h), KNOWN_NAR_SHA256);
     }
 
-    const KNOWN_NAR_SHA256: &str =
-        "3d06db63bf230b3648c4771aa333fe3c7e43d8302c50d4f56943cae8d0e58a79";
+    const KNOWN_NAR_SHA256: &str = "3d06db63bf230b3648c4771aa333fe3c7e43d8302c50d4f56943cae8d0e58a79";
 }

@@ -20,8 +20,7 @@ pub struct Selection {
 
 impl PartialEq for Selection {
     fn eq(&self, other: &Self) -> bool {
-        (&self.include, &self.exclude, &self.files)
-            == (&other.include, &other.exclude, &other.files)
+        (&self.include, &self.exclude, &self.files) == (&other.include, &other.exclude, &other.files)
     }
 }
 
@@ -36,11 +35,7 @@ impl Default for Selection {
 impl Selection {
     /// Builds a selection from the encoded attribute strings; the error names
     /// the attribute and the element at fault.
-    pub fn new(
-        include: Option<&str>,
-        exclude: Option<&str>,
-        files: Option<&str>,
-    ) -> Result<Selection, String> {
+    pub fn new(include: Option<&str>, exclude: Option<&str>, files: Option<&str>) -> Result<Selection, String> {
         let include = normalise(decode_list(include.unwrap_or(""), "include")?);
         let exclude = normalise(decode_list(exclude.unwrap_or(""), "exclude")?);
         let files = normalise(decode_list(files.unwrap_or(""), "files")?);
@@ -84,33 +79,22 @@ impl Selection {
     /// The attributes that describe this selection, encoded; empty lists are
     /// left out.
     pub fn to_attrs(&self) -> Vec<(&'static str, String)> {
-        [
-            ("include", &self.include),
-            ("exclude", &self.exclude),
-            ("files", &self.files),
-        ]
-        .into_iter()
-        .filter(|(_, l)| !l.is_empty())
-        .map(|(n, l)| (n, encode_list(l)))
-        .collect()
+        [("include", &self.include), ("exclude", &self.exclude), ("files", &self.files)]
+            .into_iter()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(n, l)| (n, encode_list(l)))
+            .collect()
     }
 
     pub fn fingerprint(&self) -> String {
-        format!(
-            "i={};e={};f={}",
-            encode_list(&self.include),
-            encode_list(&self.exclude),
-            encode_list(&self.files)
-        )
+        format!("i={};e={};f={}", encode_list(&self.include), encode_list(&self.exclude), encode_list(&self.files))
     }
 }
 
 /// A path as it may appear in a snapshot: relative, `/`-separated, with no
 /// empty, `.` or `..` segment and no control characters.
 pub fn is_plain_relative_path(p: &str) -> bool {
-    !p.is_empty()
-        && !p.chars().any(|c| c.is_control())
-        && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+    !p.is_empty() && !p.chars().any(|c| c.is_control()) && p.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 fn normalise(mut v: Vec<String>) -> Vec<String> {
@@ -123,11 +107,7 @@ fn glob_set(patterns: &[String], attr: &str) -> Result<GlobSet, String> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         // As the official client: a pattern naming a folder takes all of it.
-        let p2 = if p.ends_with('/') {
-            format!("{p}*")
-        } else {
-            p.clone()
-        };
+        let p2 = if p.ends_with('/') { format!("{p}*") } else { p.clone() };
         let glob: Glob = GlobBuilder::new(&p2)
             .literal_separator(false)
             .build()
@@ -138,11 +118,7 @@ fn glob_set(patterns: &[String], attr: &str) -> Result<GlobSet, String> {
 }
 
 pub fn encode_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|s| s.replace('\\', "\\\\").replace(',', "\\,"))
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(|s| s.replace('\\', "\\\\").replace(',', "\\,")).collect::<Vec<_>>().join(",")
 }
 
 pub fn decode_list(s: &str, attr: &str) -> Result<Vec<String>, String> {
@@ -168,9 +144,7 @@ pub fn decode_list(s: &str, attr: &str) -> Result<Vec<String>, String> {
     }
     items.push(cur);
     if items.iter().any(|i| i.is_empty()) {
-        return Err(format!(
-            "'{attr}' has an empty element in '{s}'; separate elements with single commas"
-        ));
+        return Err(format!("'{attr}' has an empty element in '{s}'; separate elements with single commas"));
     }
     Ok(items)
 }
@@ -183,14 +157,8 @@ mod tests {
     fn globs_behave_like_the_official_client() {
         let s = Selection::new(Some("*.json,original/"), Some("*/secret*"), None).unwrap();
         assert!(s.wants("config.json"));
-        assert!(
-            s.wants("nested/deep/config.json"),
-            "* crosses / as fnmatch does"
-        );
-        assert!(
-            s.wants("original/params.bin"),
-            "a folder pattern takes everything below"
-        );
+        assert!(s.wants("nested/deep/config.json"), "* crosses / as fnmatch does");
+        assert!(s.wants("original/params.bin"), "a folder pattern takes everything below");
         assert!(!s.wants("model.safetensors"));
         assert!(!s.wants("a/secret.json"));
         assert!(Selection::default().wants("anything/at/all"));
@@ -204,16 +172,12 @@ mod tests {
         let enc = encode_list(&items);
         assert_eq!(enc, "a\\,b,c\\\\d,e");
         assert_eq!(decode_list(&enc, "x").unwrap(), items);
-        assert!(decode_list("a,,b", "include")
-            .unwrap_err()
-            .contains("empty element"));
+        assert!(decode_list("a,,b", "include").unwrap_err().contains("empty element"));
     }
 
     #[test]
     fn rejects_bad_globs_and_paths() {
-        assert!(Selection::new(Some("[abc"), None, None)
-            .unwrap_err()
-            .contains("'[abc' in 'include'"));
+        assert!(Selection::new(Some("[abc"), None, None).unwrap_err().contains("'[abc' in 'include'"));
         for p in ["/etc/passwd", "a/../b", "./a", "a//b", "a/"] {
             assert!(Selection::new(None, None, Some(p)).is_err(), "{p}");
         }

@@ -12,17 +12,8 @@ pub const SCHEME: &str = "hf";
 
 /// Attribute names an hf input accepts (besides `type`). Everything written
 /// to flake.lock is among them, so a lock file is always accepted back.
-pub const ALLOWED_ATTRS: &[&str] = &[
-    "repo",
-    "kind",
-    "ref",
-    "rev",
-    "include",
-    "exclude",
-    "files",
-    "narHash",
-    "lastModified",
-];
+pub const ALLOWED_ATTRS: &[&str] =
+    &["repo", "kind", "ref", "rev", "include", "exclude", "files", "narHash", "lastModified"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -103,14 +94,12 @@ impl Spec {
     /// percent-decoded: `[datasets/|spaces/|models/]ORG/NAME[/REF-OR-REV]` or a
     /// one-segment legacy id, plus query parameters. `shown` is the URL as the
     /// user wrote it, for error messages.
-    pub fn from_url(
-        path: &str,
-        query: &[(String, String)],
-        shown: &str,
-    ) -> Result<Spec, SpecError> {
+    pub fn from_url(path: &str, query: &[(String, String)], shown: &str) -> Result<Spec, SpecError> {
         let mut segs: Vec<&str> = path.split('/').collect();
         if segs.iter().any(|s| s.is_empty()) {
-            bad!("input '{shown}' has an empty path segment; write hf:ORG/NAME, hf:ORG/NAME/REF or hf:datasets/ORG/NAME");
+            bad!(
+                "input '{shown}' has an empty path segment; write hf:ORG/NAME, hf:ORG/NAME/REF or hf:datasets/ORG/NAME"
+            );
         }
         let mut kind = Kind::Model;
         if segs.len() > 1 {
@@ -127,10 +116,7 @@ impl Spec {
         }
         let (repo, rest) = match segs.len() {
             1 => (segs[0].to_string(), None),
-            _ => (
-                format!("{}/{}", segs[0], segs[1]),
-                (segs.len() > 2).then(|| segs[2..].join("/")),
-            ),
+            _ => (format!("{}/{}", segs[0], segs[1]), (segs.len() > 2).then(|| segs[2..].join("/"))),
         };
         let mut attrs = Attrs::new();
         attrs.insert("repo".into(), Value::Str(repo));
@@ -142,10 +128,7 @@ impl Spec {
             attrs.insert(key.into(), Value::Str(r));
         }
         for (name, value) in query {
-            if !matches!(
-                name.as_str(),
-                "rev" | "ref" | "include" | "exclude" | "files" | "narHash"
-            ) {
+            if !matches!(name.as_str(), "rev" | "ref" | "include" | "exclude" | "files" | "narHash") {
                 bad!(
                     "input '{shown}' has an unknown parameter '{name}'; hf: URLs accept rev, ref, include, exclude, files and narHash"
                 );
@@ -180,9 +163,7 @@ impl Spec {
             match attrs.get(name) {
                 None => Ok(None),
                 Some(Value::Str(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(SpecError(format!(
-                    "input '{shown}': attribute '{name}' must be a string"
-                ))),
+                Some(_) => Err(SpecError(format!("input '{shown}': attribute '{name}' must be a string"))),
             }
         };
         let Some(repo) = string("repo")? else {
@@ -212,27 +193,16 @@ impl Spec {
         if let Some(r) = &reference {
             check_ref(r, shown)?;
         }
-        let selection = Selection::new(
-            string("include")?.as_deref(),
-            string("exclude")?.as_deref(),
-            string("files")?.as_deref(),
-        )
-        .map_err(|e| SpecError(format!("input '{shown}': {e}")))?;
+        let selection =
+            Selection::new(string("include")?.as_deref(), string("exclude")?.as_deref(), string("files")?.as_deref())
+                .map_err(|e| SpecError(format!("input '{shown}': {e}")))?;
         let nar_hash = string("narHash")?;
         let last_modified = match attrs.get("lastModified") {
             None => None,
             Some(Value::Int(n)) => Some(*n),
             Some(_) => bad!("input '{shown}': attribute 'lastModified' must be an integer"),
         };
-        Ok(Spec {
-            kind,
-            repo,
-            reference,
-            rev,
-            selection,
-            nar_hash,
-            last_modified,
-        })
+        Ok(Spec { kind, repo, reference, rev, selection, nar_hash, last_modified })
     }
 
     /// The canonical attribute set: lists sorted, defaults left out.
@@ -321,9 +291,7 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<(), SpecError> {
         bad!("input '{shown}': repo '{repo}' is not a Hub repo id; write ORG/NAME, e.g. \"mistralai/Mistral-7B-Instruct-v0.3\"");
     }
     for s in &segs {
-        let ok_chars = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         let ok_ends = !s.starts_with(['-', '.']) && !s.ends_with(['-', '.']);
         if !ok_chars || !ok_ends || s.contains("--") || s.contains("..") || s.len() > 96 {
             bad!(
@@ -338,9 +306,7 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<(), SpecError> {
 /// Branch and tag names as git allows them, which covers `refs/pr/N` and
 /// `refs/convert/parquet`.
 fn check_ref(r: &str, shown: &str) -> Result<(), SpecError> {
-    let bad_char = r
-        .chars()
-        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
+    let bad_char = r.chars().any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
     if r.is_empty()
         || bad_char
         || r.contains("..")
@@ -376,11 +342,7 @@ mod tests {
         let (path, query) = spec.to_url();
         let again = Spec::from_url(&path, &query, "again").unwrap();
         assert_eq!(spec, again, "{s} did not round-trip through to_url");
-        assert_eq!(
-            Spec::from_attrs(&spec.to_attrs()).unwrap(),
-            spec,
-            "{s} did not round-trip through attrs"
-        );
+        assert_eq!(Spec::from_attrs(&spec.to_attrs()).unwrap(), spec, "{s} did not round-trip through attrs");
         spec
     }
 
@@ -394,15 +356,9 @@ mod tests {
         let s = round_trip("org/name/refs/pr/1");
         assert_eq!(s.reference.as_deref(), Some("refs/pr/1"));
         let s = round_trip("datasets/org/data/refs/convert/parquet");
-        assert_eq!(
-            (s.kind, s.reference.as_deref()),
-            (Kind::Dataset, Some("refs/convert/parquet"))
-        );
+        assert_eq!((s.kind, s.reference.as_deref()), (Kind::Dataset, Some("refs/convert/parquet")));
         let s = round_trip("spaces/org/app/v1.0");
-        assert_eq!(
-            (s.kind, s.reference.as_deref()),
-            (Kind::Space, Some("v1.0"))
-        );
+        assert_eq!((s.kind, s.reference.as_deref()), (Kind::Space, Some("v1.0")));
         let rev = "0123456789abcdef0123456789abcdef01234567";
         let s = round_trip(&format!("org/name/{rev}"));
         assert_eq!(s.rev.as_deref(), Some(rev));
@@ -414,31 +370,17 @@ mod tests {
         let s = round_trip("gpt2?ref=main");
         assert_eq!(s.reference.as_deref(), Some("main"));
         let s = round_trip(&format!("org/name?ref={rev}"));
-        assert_eq!(
-            (s.reference.as_deref(), s.rev.as_deref()),
-            (Some(rev), None)
-        );
+        assert_eq!((s.reference.as_deref(), s.rev.as_deref()), (Some(rev), None));
     }
 
     #[test]
     fn filters_round_trip_and_identify() {
-        let s =
-            round_trip("org/name?include=*.json,*.safetensors&exclude=original/*&files=a\\,b.txt");
-        let fp = |x: &str| {
-            url(&format!("{x}&rev=0123456789abcdef0123456789abcdef01234567"))
-                .unwrap()
-                .fingerprint()
-        };
+        let s = round_trip("org/name?include=*.json,*.safetensors&exclude=original/*&files=a\\,b.txt");
+        let fp = |x: &str| url(&format!("{x}&rev=0123456789abcdef0123456789abcdef01234567")).unwrap().fingerprint();
         assert_ne!(fp("org/name?include=*.json"), fp("org/name?include=*.txt"));
         assert_ne!(fp("org/name?include=*.json"), fp("org/name?exclude=*.json"));
-        assert_eq!(
-            fp("org/name?include=*.txt,*.json"),
-            fp("org/name?include=*.json,*.txt")
-        );
-        assert!(
-            s.fingerprint().is_none(),
-            "an input without rev has no fingerprint"
-        );
+        assert_eq!(fp("org/name?include=*.txt,*.json"), fp("org/name?include=*.json,*.txt"));
+        assert!(s.fingerprint().is_none(), "an input without rev has no fingerprint");
     }
 
     #[test]
@@ -446,10 +388,7 @@ mod tests {
         let err = |s: &str| url(s).unwrap_err().0;
         assert!(err("org/name?bogus=1").contains("unknown parameter 'bogus'"));
         assert!(err("org/name?rev=abc").contains("not a full 40-character"));
-        assert!(
-            err("org/name/main?rev=0123456789abcdef0123456789abcdef01234567")
-                .contains("both 'ref' and 'rev'")
-        );
+        assert!(err("org/name/main?rev=0123456789abcdef0123456789abcdef01234567").contains("both 'ref' and 'rev'"));
         assert!(err("org/name/main?ref=dev").contains("gives 'ref' twice"));
         assert!(err("org//name").contains("empty path segment"));
         assert!(err("org/na me").contains("not a valid Hub name"));
@@ -458,15 +397,9 @@ mod tests {
         let mut a = Attrs::new();
         a.insert("repo".into(), Value::Str("org/name".into()));
         a.insert("kind".into(), Value::Str("modle".into()));
-        assert!(Spec::from_attrs(&a)
-            .unwrap_err()
-            .0
-            .contains("unknown kind 'modle'"));
+        assert!(Spec::from_attrs(&a).unwrap_err().0.contains("unknown kind 'modle'"));
         a.remove("repo");
         a.insert("kind".into(), Value::Str("model".into()));
-        assert!(Spec::from_attrs(&a)
-            .unwrap_err()
-            .0
-            .contains("has no 'repo'"));
+        assert!(Spec::from_attrs(&a).unwrap_err().0.contains("has no 'repo'"));
     }
 }

@@ -14,10 +14,7 @@ pub struct Token {
 impl Token {
     pub fn new(value: &str, source: &str) -> Option<Token> {
         let value = value.trim();
-        (!value.is_empty()).then(|| Token {
-            value: value.to_string(),
-            source: source.to_string(),
-        })
+        (!value.is_empty()).then(|| Token { value: value.to_string(), source: source.to_string() })
     }
 
     pub fn bearer(&self) -> String {
@@ -41,11 +38,7 @@ impl fmt::Debug for Token {
 /// the file at `HF_TOKEN_PATH`, `$HF_HOME/token`, and
 /// `$XDG_CACHE_HOME/huggingface/token` or `~/.cache/huggingface/token`.
 /// `HF_HUB_DISABLE_IMPLICIT_TOKEN` turns off all but access-tokens.
-pub fn find(
-    host: &str,
-    access_tokens: &[(String, String)],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<Token> {
+pub fn find(host: &str, access_tokens: &[(String, String)], env: &dyn Fn(&str) -> Option<String>) -> Option<Token> {
     let bare_host = host.rsplit_once(':').map_or(host, |(h, _)| h);
     for key in [host, bare_host] {
         if let Some((_, t)) = access_tokens.iter().find(|(h, _)| h == key) {
@@ -54,9 +47,7 @@ pub fn find(
             }
         }
     }
-    if env("HF_HUB_DISABLE_IMPLICIT_TOKEN")
-        .is_some_and(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false")
-    {
+    if env("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false") {
         return None;
     }
     for var in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] {
@@ -92,10 +83,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 
@@ -107,28 +95,15 @@ mod tests {
         let home = dir.join("hf").display().to_string();
         let tokens = vec![("hub.example:8080".to_string(), "hf_nix".to_string())];
         let env = with(&[("HF_TOKEN", "hf_env"), ("HF_HOME", &home)]);
-        assert_eq!(
-            find("hub.example:8080", &tokens, &env).unwrap().value(),
-            "hf_nix"
-        );
-        assert_eq!(
-            find("other.example", &tokens, &env).unwrap().value(),
-            "hf_env"
-        );
+        assert_eq!(find("hub.example:8080", &tokens, &env).unwrap().value(), "hf_nix");
+        assert_eq!(find("other.example", &tokens, &env).unwrap().value(), "hf_env");
         let env = with(&[("HUGGING_FACE_HUB_TOKEN", "hf_old"), ("HF_HOME", &home)]);
         assert_eq!(find("h", &[], &env).unwrap().value(), "hf_old");
         let env = with(&[("HF_HOME", &home)]);
         let t = find("h", &[], &env).unwrap();
         assert_eq!(t.value(), "hf_fromfile");
-        assert!(
-            !format!("{t:?}").contains("hf_fromfile"),
-            "Debug must not show the token"
-        );
-        let env = with(&[
-            ("HF_HOME", &home),
-            ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"),
-            ("HF_TOKEN", "x"),
-        ]);
+        assert!(!format!("{t:?}").contains("hf_fromfile"), "Debug must not show the token");
+        let env = with(&[("HF_HOME", &home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"), ("HF_TOKEN", "x")]);
         assert!(find("h", &[], &env).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -56,16 +56,10 @@ mod tests {
     #[test]
     fn git_blob_and_sha256() {
         // `git hash-object` of an empty file and of "hello\n".
-        let mut v = Verifier::new(
-            &Digest::GitSha1("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391".into()),
-            0,
-        );
+        let mut v = Verifier::new(&Digest::GitSha1("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391".into()), 0);
         v.update(b"");
         assert!(v.finish().is_ok());
-        let mut v = Verifier::new(
-            &Digest::GitSha1("ce013625030ba8dba906f756967f9e9ca394464a".into()),
-            6,
-        );
+        let mut v = Verifier::new(&Digest::GitSha1("ce013625030ba8dba906f756967f9e9ca394464a".into()), 6);
         v.update(b"hello\n");
         assert!(v.finish().is_ok());
         let sha = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";

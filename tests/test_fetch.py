@@ -194,3 +194,17 @@ def test_unsafe_listed_paths_are_refused(nix, hub, bad):
     p = nix.fails("eval", "--impure", "--expr", '(builtins.fetchTree "hf:nixhf/tiny").rev')
     assert "has an unsafe file path" in p.stderr and "refusing to write it" in p.stderr
     assert not any("resolve" in q["path"] for q in hub.requests()), "a file was downloaded from a hostile listing"
+
+
+def test_moved_snapshots_are_registered_exactly_as_nix_would(nix, expected):
+    """Snapshots are moved into the store and registered with the NAR hash the
+    core computed while downloading; Nix's own check must agree."""
+    for url in ["hf:nixhf/tiny", "hf:nixhf/many-files", "hf:datasets/nixhf/tiny-data/refs/convert/parquet"]:
+        a = nix.eval(f'let r = builtins.fetchTree "{url}"; in {{ inherit (r) narHash; path = toString r.outPath; }}')
+        nix.run("store", "verify", "--no-trust", a["path"])
+        assert nix.run("hash", "path", nix.real_path(a["path"])).stdout.strip() == a["narHash"]
+        assert nix.run("path-info", "--json", a["path"]).stdout.count("fixed:r:sha256") == 1
+    p = nix.run("eval", "--impure", "--debug", "--expr", '(builtins.fetchTree "hf:nixhf/moving").narHash')
+    assert "cannot be moved there" not in p.stderr, "the snapshot was copied, not moved, into a local store"
+    partial = os.path.join(nix.env["XDG_CACHE_HOME"], "nix", "nix-hf", "partial")
+    assert [n for n in os.listdir(partial) if not n.endswith(".lock")] == [], "partial data left after success"

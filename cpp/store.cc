@@ -1,0 +1,64 @@
+// Putting a verified snapshot into the store with one write: the files were
+// written once, by the download, into a partial directory under Nix's cache
+// dir; here they are moved into place and registered with the NAR hash the
+// core computed while they arrived. This is what LocalStore does itself for
+// a dump it restored, minus the second copy. Where a move is not possible
+// (a daemon or remote store, another file system), Nix copies as usual.
+
+#include "store.hh"
+
+namespace nixhf {
+
+using namespace nix;
+
+namespace {
+
+std::optional<StorePath> moveIntoLocalStore(
+    Store & store, const std::string & name, const Path & tree, const Hash & narHash, uint64_t narSize)
+{
+    auto local = dynamic_cast<LocalStore *>(&store);
+    if (!local)
+        return std::nullopt;
+
+    auto ca = ContentAddressWithReferences::fromParts(
+        ContentAddressMethod::Raw::NixArchive, narHash, {.others = {}, .self = false});
+    auto path = store.makeFixedOutputPathFromCA(name, ca);
+    local->addTempRoot(path);
+    if (store.isValidPath(path))
+        return path;
+
+    auto realPath = local->toRealPath(store.printStorePath(path));
+    PathLocks lock({realPath});
+    if (!store.isValidPath(path)) {
+        deletePath(realPath);
+        if (rename(tree.c_str(), realPath.c_str()) != 0) {
+            if (errno == EXDEV)
+                return std::nullopt;
+            throw SysError("moving '%s' to '%s'", tree, realPath);
+        }
+        canonicalisePathMetaData(realPath);
+        ValidPathInfo info{store, name, std::move(ca), narHash};
+        info.narSize = narSize;
+        local->registerValidPath(info);
+    }
+    lock.setDeletion(true);
+    return path;
+}
+
+} // namespace
+
+StorePath addTree(Store & store, const std::string & name, const Path & tree, const Hash & narHash, uint64_t narSize)
+{
+    if (auto path = moveIntoLocalStore(store, name, tree, narHash, narSize))
+        return *path;
+    debug("copying '%s' into the store (it cannot be moved there)", tree);
+    auto path = store.addToStore(name, {getFSSourceAccessor(), CanonPath(tree)},
+        ContentAddressMethod::Raw::NixArchive, HashAlgorithm::SHA256);
+    auto got = store.queryPathInfo(path)->narHash;
+    if (got != narHash)
+        throw Error("internal error in nix-hf (please report it): NAR hash of '%s' is %s, expected %s",
+            tree, got.to_string(HashFormat::SRI, true), narHash.to_string(HashFormat::SRI, true));
+    return path;
+}
+
+} // namespace nixhf
