@@ -169,6 +169,14 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);
     auto storePath = addTree(store, "source", std::string(out.tree), narHash, out.nar_size);
     deletePath(std::string(out.partial_dir));
+    try {
+        remember_snapshot(req, store.toRealPath(storePath), out.manifest);
+    } catch (rust::Error & e) {
+        warn("%s", std::string(e.what()));
+    }
+    if (out.reused_bytes)
+        printMsg(lvlTalkative, "took %d bytes of '%s' from this machine instead of the network", out.reused_bytes,
+            input.to_string());
 
     auto result = lockedInput(input, rev, out.last_modified);
 

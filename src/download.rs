@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use crate::donors::Donors;
 use crate::fetch::{Observer, INTERRUPTED};
 use crate::hub::{Digest, Fetched, FileEntry, Hub, HubError};
 use crate::nar;
@@ -44,6 +45,9 @@ pub struct Transferred {
     pub tree: PathBuf,
     pub nar_sha256: [u8; 32],
     pub nar_size: u64,
+    /// Bytes that came from this machine (earlier snapshots, the official
+    /// client's cache) instead of the network.
+    pub reused_bytes: u64,
 }
 
 struct Blob {
@@ -100,6 +104,7 @@ pub fn transfer(
     files: &[FileEntry],
     dir: &Path,
     connections: usize,
+    donors: &Donors,
     obs: &dyn Observer,
 ) -> Result<Transferred, String> {
     let parts = dir.join("parts");
@@ -143,8 +148,15 @@ pub fn transfer(
 
     let mut queue = VecDeque::new();
     let mut resumed = 0u64;
+    let mut reused_bytes = 0u64;
     for (i, b) in blobs.iter().enumerate() {
-        let done = resume_state(b)?;
+        let mut done = resume_state(b)?;
+        if b.size > 0 && !done.iter().any(|&d| d) && donors.provide(&b.digest, b.size, &b.part).is_some() {
+            done = vec![true; b.pieces.len()];
+            let all: String = (0..b.pieces.len()).map(|p| format!("{p}\n")).collect();
+            fs::write(&b.record, all).map_err(|e| format!("cannot record progress in {}: {e}", b.record.display()))?;
+            reused_bytes += b.size;
+        }
         for (p, &(s, e)) in b.pieces.iter().enumerate() {
             if done.get(p).copied().unwrap_or(false) {
                 resumed += e - s;
@@ -233,7 +245,7 @@ pub fn transfer(
     let (nar_sha256, nar_size) = nar_result.lock().unwrap().take().expect("checked above");
     let tree = dir.join("tree");
     place(&shared.blobs, &tree)?;
-    Ok(Transferred { tree, nar_sha256, nar_size })
+    Ok(Transferred { tree, nar_sha256, nar_size, reused_bytes })
 }
 
 /// Which pieces of `b` a previous run finished (its record), with the part
@@ -322,27 +334,32 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
             sleep_unless_stopped(s, backoff);
         }
         attempt += 1;
-        let cached = b.location.lock().unwrap().clone();
-        let url = match cached {
-            Some(u) => u,
-            None => match s.hub.locate(&s.spec, &s.sha, path).map_err(|HubError(e)| e)? {
-                Ok(u) => {
-                    *b.location.lock().unwrap() = Some(u.clone());
-                    u
-                }
-                Err(Fetched::Retry { wait, why }) => {
-                    last_error = why;
-                    if let Some(w) = wait {
-                        sleep_unless_stopped(s, w.min(Duration::from_secs(600)));
-                        attempt -= 1;
+        // One resolve per file: the first worker to need the URL resolves it
+        // while the others on the same file wait for its answer.
+        let located = {
+            let mut loc = b.location.lock().unwrap();
+            match &*loc {
+                Some(u) => Ok(u.clone()),
+                None => match s.hub.locate(&s.spec, &s.sha, path).map_err(|HubError(e)| e)? {
+                    Ok(u) => {
+                        *loc = Some(u.clone());
+                        Ok(u)
                     }
-                    continue;
+                    Err(Fetched::Retry { wait, why }) => Err((wait, why)),
+                    Err(_) => Err((None, "resolving the file failed".to_string())),
+                },
+            }
+        };
+        let url = match located {
+            Ok(u) => u,
+            Err((wait, why)) => {
+                last_error = why;
+                if let Some(w) = wait {
+                    sleep_unless_stopped(s, w.min(Duration::from_secs(600)));
+                    attempt -= 1;
                 }
-                Err(_) => {
-                    last_error = "resolving the file failed".into();
-                    continue;
-                }
-            },
+                continue;
+            }
         };
         let resp = match s.hub.fetch_range(&url, pos, end, &s.spec, path) {
             Ok(Fetched::Body { response, skip }) => (response, skip),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::donors::{self, Donors};
 use crate::download::{self, Transferred};
 use crate::hub::{FileEntry, Hub, HubError, Revision};
 use crate::spec::Spec;
@@ -41,6 +42,8 @@ pub struct Outcome {
     /// The partial directory; `tree` below it is the verified snapshot.
     pub dir: PathBuf,
     pub transferred: Transferred,
+    /// The snapshot's files by content, for `donors::remember`.
+    pub manifest: serde_json::Value,
     /// Held until the caller has moved the tree: another process fetching
     /// the same snapshot waits for it instead of racing on the same files.
     pub lock: File,
@@ -74,8 +77,17 @@ pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome
     let dir = req.partial_root.join(partial_name(spec, &revision.sha));
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let lock = lock_dir(&dir)?;
-    let transferred = download::transfer(hub, spec, &revision.sha, &wanted, &dir, req.connections.max(1), obs)?;
-    Ok(Outcome { revision, files: wanted.len(), bytes, dir, transferred, lock })
+    let donors =
+        Donors::find(&index_root(&req.partial_root), spec, donors::hf_blobs_dir(spec, &|k| std::env::var(k).ok()));
+    let transferred =
+        download::transfer(hub, spec, &revision.sha, &wanted, &dir, req.connections.max(1), &donors, obs)?;
+    let manifest = donors::manifest(&wanted);
+    Ok(Outcome { revision, files: wanted.len(), bytes, dir, transferred, manifest, lock })
+}
+
+/// Where the index of remembered snapshots lives, beside the partial dirs.
+pub fn index_root(partial_root: &std::path::Path) -> PathBuf {
+    partial_root.with_file_name("index")
 }
 
 /// The partial directory's name: what the snapshot is (kind, repo, commit,

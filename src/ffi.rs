@@ -70,6 +70,10 @@ mod bridge {
         partial_dir: String,
         /// Opaque: held until the glue is done with the tree.
         lock_fd: i32,
+        /// Bytes taken from this machine rather than the network.
+        reused_bytes: u64,
+        /// The snapshot's files by content (JSON), for remember_snapshot.
+        manifest: String,
     }
 
     unsafe extern "C++" {
@@ -85,6 +89,9 @@ mod bridge {
         fn endpoint(setting: &str) -> String;
         /// Downloads and verifies the snapshot into `dest`.
         fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome>;
+        /// Records that `store_path` (a real path) holds `manifest`, so later
+        /// snapshots of the repo take unchanged files from it.
+        fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Result<()>;
         fn scheme_name() -> &'static str;
         fn allowed_attrs() -> Vec<String>;
         /// `path` and `query` of an `hf:` URL as Nix parsed them; `shown` is
@@ -239,6 +246,18 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
             nar_size: out.transferred.nar_size,
             partial_dir: out.dir.display().to_string(),
             lock_fd: std::os::fd::IntoRawFd::into_raw_fd(out.lock),
+            reused_bytes: out.transferred.reused_bytes,
+            manifest: out.manifest.to_string(),
         })
+    })
+}
+
+fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Result<(), String> {
+    guard(|| {
+        let spec = parse(&req.attrs)?;
+        let manifest = serde_json::from_str(manifest).map_err(|e| e.to_string())?;
+        let root = fetch::index_root(std::path::Path::new(&req.partial_root));
+        crate::donors::remember(&root, &spec, store_path, manifest)
+            .map_err(|e| format!("cannot update the snapshot index: {e}"))
     })
 }

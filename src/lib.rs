@@ -3,6 +3,7 @@
 //! (`hub`), downloading and verifying snapshots (`fetch`, `verify`). The C++
 //! glue in `cpp/` reaches it only through the bridge in `ffi`.
 
+pub mod donors;
 pub mod download;
 pub mod fetch;
 pub mod ffi;

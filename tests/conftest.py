@@ -74,7 +74,7 @@ class Standin:
 
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory):
-    s = Standin(str(tmp_path_factory.mktemp("standin")), ["--synthetic", "nixhf/throughput=1x1GiB"])
+    s = Standin(str(tmp_path_factory.mktemp("standin")), ["--synthetic", "nixhf/throughput=1x1GiB", "--synthetic", "nixhf/pieces=2x40MiB"])
     yield s
     s.stop()
 
