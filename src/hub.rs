@@ -130,6 +130,7 @@ impl Hub {
             // body): a stalled transfer fails instead of hanging.
             .timeout(stall)
             .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
             .user_agent(concat!("nix-hf/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HubError(format!("cannot set up HTTP: {e}")))?;

@@ -28,7 +28,8 @@ def test_large_files_arrive_in_ranged_pieces(nix, hub):
     assert cdn_bytes(hub) == 2 * SHARD, "no byte fetched twice"
     resolves = [q for q in hub.requests() if "/resolve/" in q["path"]]
     assert sorted(q["path"].rsplit("/", 1)[1] for q in resolves) == [
-        "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"], "one resolve per file"
+        "README.md", "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+    ], "one resolve per file"
 
 
 def test_relock_fetches_only_what_changed(nix, hub, tmp_path):
@@ -116,7 +117,8 @@ def test_progress_is_reported_as_a_file_transfer(nix, hub):
     act = next(e["id"] for e in starts if "hf:nixhf/pieces" in e.get("text", ""))
     progress = [e["fields"] for e in events if e.get("action") == "result" and e.get("id") == act and e.get("type") == 105]
     done, expected = progress[-1][0], progress[-1][1]
-    assert done == expected == 2 * SHARD + len('{"shards": 2}\n'), progress[-3:]
+    small = len('{"shards": 2}\n') + len("# nixhf/pieces\n\nSynthetic shards for transfer tests.\n")
+    assert done == expected == 2 * SHARD + small, progress[-3:]
     assert len(progress) > 2 and progress[0][0] < expected, "progress was reported only at the end"
     names = [e.get("msg", "") for e in events if e.get("action") == "msg"]
     assert sum("model-0000" in m and "fetching" in m for m in names) == 2, "-v names each file"

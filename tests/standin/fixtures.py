@@ -148,7 +148,10 @@ def synthetic_repo(spec, hash_cache):
     count, _, size = shape.partition("x")
     count, size = int(count), parse_size(size)
     r = Repo("model", repo_id)
-    files = {"config.json": Entry("config.json", text(f'{{"shards": {count}}}\n'))}
+    files = {
+        "config.json": Entry("config.json", text(f'{{"shards": {count}}}\n')),
+        "README.md": Entry("README.md", text(f"# {repo_id}\n\nSynthetic shards for transfer tests.\n")),
+    }
     for i in range(count):
         path = f"model-{i + 1:05d}-of-{count:05d}.safetensors"
         files[path] = Entry(path, SyntheticBlob(f"{repo_id}/{path}/{size}", size, hash_cache))

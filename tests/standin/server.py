@@ -87,6 +87,10 @@ class Hub:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "hub-standin/1"
+    # Headers and body go out in separate writes: with Nagle on, every small
+    # answer would wait for the client's delayed ACK (~40 ms), which no real
+    # Hub does.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
@@ -146,6 +150,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.want_body and self.command != "HEAD" and payload:
             self.wfile.write(payload)
+            self.bytes_sent += len(payload)
 
     def reply_json(self, obj, status=200, headers=()):
         self.reply(status, [("Content-Type", "application/json; charset=utf-8"), *headers], json.dumps(obj).encode())

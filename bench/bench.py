@@ -1,0 +1,197 @@
+"""The nix-hf benchmark: one run, the same stand-in data, nix-hf against the
+official client (huggingface_hub, default settings, fresh cache) and against
+the machine's limit (curl to /dev/null, nix-store --add). Prints a table of
+figures with ratios and goals. Not a test: nothing here asserts timings.
+
+Run it with bench/run (or bench/run --small for the quick version CI runs)."""
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "tests"))
+from conftest import Nix, Standin  # noqa: E402
+
+MB = 1_000_000
+
+
+def timed(fn):
+    t = time.monotonic()
+    out = fn()
+    return time.monotonic() - t, out
+
+
+def nix_fetch(nix, url, env=None):
+    """A cold `nix eval` of fetchTree: (seconds, peak RSS MiB, store path)."""
+    e = dict(nix.env)
+    e.update(env or {})
+    cmd = ["nix", "eval", "--impure", "--raw", "--expr", f'(builtins.fetchTree "{url}").outPath']
+    t = time.monotonic()
+    p = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # os.wait4 reaps the child and reports its peak RSS (KiB).
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    took = time.monotonic() - t
+    if p.returncode:
+        raise RuntimeError(f"nix fetch of {url} failed:\n{err.decode()[-3000:]}")
+    return took, usage.ru_maxrss / 1024, out.decode().strip()
+
+
+def hf_fetch(hub, repo, home):
+    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=home, HF_HUB_DISABLE_PROGRESS_BARS="1",
+               HF_HUB_DISABLE_TELEMETRY="1")
+    code = f"import huggingface_hub as h; h.snapshot_download({repo!r})"
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return time.monotonic() - t
+
+
+def cdn_urls(hub, repo, files):
+    urls = []
+    for f in files:
+        req = urllib.request.Request(f"{hub.url}/{repo}/resolve/main/{f}", method="HEAD")
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(req)
+        except urllib.error.HTTPError as e:
+            urls.append(urllib.parse.urljoin(hub.url, e.headers["Location"]))
+    return urls
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+
+def fresh_nix(root, hub):
+    shutil.rmtree(root, ignore_errors=True)
+    return Nix(root, hub.url)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", action="store_true", help="tiny sizes: checks the script works (CI)")
+    ap.add_argument("--work", default=None, help="scratch directory (needs ~5x the big snapshot in free space)")
+    a = ap.parse_args()
+    shard, small_shard = ("32MiB", "8MiB") if a.small else ("2GiB", "512MiB")
+    work = a.work or tempfile.mkdtemp(prefix="nix-hf-bench.")
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(os.path.join(work, "standin"), exist_ok=True)
+    hub = Standin(os.path.join(work, "standin"),
+                  ["--synthetic", f"nixhf/bench=2x{shard}", "--synthetic", f"nixhf/bench1g=2x{small_shard}"])
+    shards = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    rows = []
+    try:
+        # Warm the stand-in's hash cache so no figure includes its hashing.
+        hub.settings(cdn_rate=0)
+        for repo in ("nixhf/bench", "nixhf/bench1g"):
+            cdn_urls(hub, repo, shards)
+
+        # 1. cold fetch, CDN capped at 100 MB/s per connection
+        hub.settings(cdn_rate=100 * MB)
+        n = fresh_nix(os.path.join(work, "n1"), hub)
+        t_nix, rss_big, path = nix_fetch(n, "hf:nixhf/bench")
+        t_hf = hf_fetch(hub, "nixhf/bench", os.path.join(work, "hf1"))
+        rows.append(("1. cold fetch, 2 shards, CDN 100 MB/s/conn", f"{t_nix:.2f} s", f"hf_hub {t_hf:.2f} s",
+                     t_nix / t_hf, "<= 0.3"))
+        total = sum(os.path.getsize(os.path.join(n.real_path(path), f)) for f in shards)
+        shutil.rmtree(os.path.join(work, "hf1"), ignore_errors=True)
+
+        # 6b. the same for the smaller snapshot (memory must not grow with size)
+        n6 = fresh_nix(os.path.join(work, "n6"), hub)
+        _, rss_small, _ = nix_fetch(n6, "hf:nixhf/bench1g")
+        shutil.rmtree(os.path.join(work, "n6"), ignore_errors=True)
+
+        # 2. uncapped, against the limit
+        hub.settings(cdn_rate=0)
+        urls = cdn_urls(hub, "nixhf/bench", shards)
+        t_curl, _ = timed(lambda: subprocess.run(["curl", "-s", "-Z", *sum([["-o", "/dev/null", u] for u in urls], [])],
+                                                 check=True))
+        tree = os.path.join(work, "tree")
+        shutil.copytree(n.real_path(path), tree)
+        shutil.rmtree(os.path.join(work, "n1"), ignore_errors=True)
+        add_store = os.path.join(work, "add-store")
+        t_add, _ = timed(lambda: subprocess.run(["nix-store", "--store", add_store, "--add", tree], check=True,
+                                                capture_output=True, env=dict(os.environ, NIX_CONFIG="build-users-group =")))
+        shutil.rmtree(add_store, ignore_errors=True)
+        shutil.rmtree(tree, ignore_errors=True)
+        n2 = fresh_nix(os.path.join(work, "n2"), hub)
+        t_nix2, _, _ = nix_fetch(n2, "hf:nixhf/bench")
+        shutil.rmtree(os.path.join(work, "n2"), ignore_errors=True)
+        limit = max(t_curl, t_add)
+        rows.append(("2. cold fetch, uncapped", f"{t_nix2:.2f} s",
+                     f"limit {limit:.2f} s (curl {t_curl:.2f}, nix-store --add {t_add:.2f})", t_nix2 / limit, "<= 1.3"))
+
+        # 3. many small files
+        n3 = fresh_nix(os.path.join(work, "n3"), hub)
+        t_nix3, _, _ = nix_fetch(n3, "hf:nixhf/many-files")
+        t_hf3 = hf_fetch(hub, "nixhf/many-files", os.path.join(work, "hf3"))
+        shutil.rmtree(os.path.join(work, "hf3"), ignore_errors=True)
+        rows.append(("3. 1500 small files", f"{t_nix3:.2f} s", f"hf_hub {t_hf3:.2f} s", t_nix3 / t_hf3, "<= 0.5"))
+
+        # 4. re-evaluating a locked, fetched input
+        flake = os.path.join(work, "flake")
+        os.makedirs(flake, exist_ok=True)
+        with open(os.path.join(flake, "flake.nix"), "w") as f:
+            f.write('{ inputs.m = { url = "hf:nixhf/bench1g"; flake = false; };\n'
+                    '  outputs = { self, m }: { x = builtins.readFile "${m}/config.json"; }; }\n')
+        plain = os.path.join(work, "plain")
+        os.makedirs(plain, exist_ok=True)
+        with open(os.path.join(plain, "flake.nix"), "w") as f:
+            f.write('{ outputs = { self }: { x = "plain"; }; }\n')
+        n3.run("flake", "lock", cwd=flake)
+        n3.run("flake", "lock", cwd=plain)
+        n3.run("eval", ".#x", cwd=flake)
+        hub.clear_log()
+        t_locked = statistics.median(timed(lambda: n3.run("eval", ".#x", cwd=flake))[0] for _ in range(5))
+        requests = len(hub.requests())
+        t_plain = statistics.median(timed(lambda: n3.run("eval", ".#x", cwd=plain))[0] for _ in range(5))
+        rows.append(("4. re-eval of a locked, fetched input", f"{requests} requests",
+                     f"+{(t_locked - t_plain) * 1000:.0f} ms over plain nix eval ({t_plain * 1000:.0f} ms)", None,
+                     "0 requests"))
+
+        # 5. re-lock after a commit that changes only README.md
+        readme = "# bench\n\nchanged at " + time.strftime("%H:%M:%S") + "\n"
+        hub.commit("nixhf/bench1g", {"README.md": readme})
+        hub.clear_log()
+        n3.run("flake", "update", "m", "--option", "tarball-ttl", "0", cwd=flake)
+        log = hub.requests()
+        fetched = sum(q["bytes"] for q in log)
+        listing = sum(q["bytes"] for q in log if "/api/" in q["path"] and "/resolve-cache/" not in q["path"])
+        content = fetched - listing
+        rows.append(("5. re-lock after a README.md change", f"{fetched} B ({content} B content)",
+                     f"README {len(readme)} B + listing/revision {listing} B", fetched / (len(readme) + listing),
+                     "1.0"))
+        shutil.rmtree(os.path.join(work, "n3"), ignore_errors=True)
+
+        # 6. memory
+        rows.append(("6. peak RSS of nix, figure 1", f"{rss_big:.0f} MiB", "limit 200 MiB", rss_big / 200, "<= 1.0"))
+        rows.append(("   peak RSS of nix, smaller snapshot", f"{rss_small:.0f} MiB", f"{rss_big:.0f} MiB (figure 1)",
+                     rss_small / rss_big, "about 1"))
+    finally:
+        hub.stop()
+        if not a.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+    size = total / (1 << 30)
+    print(f"\nnix-hf benchmark: {size:.2f} GiB snapshot ({'small' if a.small else 'full'} run), "
+          f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print(f"{'figure':44} | {'nix-hf':28} | {'peer / limit':48} | {'ratio':6} | goal")
+    print(f"{'-' * 44}-|-{'-' * 28}-|-{'-' * 48}-|-{'-' * 6}-|-----")
+    for name, mine, peer, ratio, goal in rows:
+        r = f"{ratio:.2f}" if ratio is not None else "-"
+        print(f"{name:44} | {mine:28} | {peer:48} | {r:6} | {goal}")
+
+
+if __name__ == "__main__":
+    main()
