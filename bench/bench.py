@@ -34,6 +34,7 @@ def nix_fetch(nix, url, env=None):
     e = dict(nix.env)
     e.update(env or {})
     cmd = ["nix", "eval", "--impure", "--raw", "--expr", f'(builtins.fetchTree "{url}").outPath']
+    cold()
     t = time.monotonic()
     p = subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # os.wait4 reaps the child and reports its peak RSS (KiB).
@@ -47,10 +48,22 @@ def nix_fetch(nix, url, env=None):
     return took, usage.ru_maxrss / 1024, out.decode().strip()
 
 
+def cold():
+    """A cold machine for each cold run, peers alike: write back and drop the
+    page cache (root only; otherwise runs go on with whatever is cached)."""
+    subprocess.run(["sync"])
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
 def hf_fetch(hub, repo, home):
     env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=home, HF_HUB_DISABLE_PROGRESS_BARS="1",
                HF_HUB_DISABLE_TELEMETRY="1")
     code = f"import huggingface_hub as h; h.snapshot_download({repo!r})"
+    cold()
     t = time.monotonic()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
     return time.monotonic() - t
@@ -115,12 +128,14 @@ def main():
         # 2. uncapped, against the limit
         hub.settings(cdn_rate=0)
         urls = cdn_urls(hub, "nixhf/bench", shards)
+        cold()
         t_curl, _ = timed(lambda: subprocess.run(["curl", "-s", "-Z", *sum([["-o", "/dev/null", u] for u in urls], [])],
                                                  check=True))
         tree = os.path.join(work, "tree")
         shutil.copytree(n.real_path(path), tree)
         shutil.rmtree(os.path.join(work, "n1"), ignore_errors=True)
         add_store = os.path.join(work, "add-store")
+        cold()
         t_add, _ = timed(lambda: subprocess.run(["nix-store", "--store", add_store, "--add", tree], check=True,
                                                 capture_output=True, env=dict(os.environ, NIX_CONFIG="build-users-group =")))
         shutil.rmtree(add_store, ignore_errors=True)
@@ -185,7 +200,8 @@ def main():
 
     size = total / (1 << 30)
     print(f"\nnix-hf benchmark: {size:.2f} GiB snapshot ({'small' if a.small else 'full'} run), "
-          f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+          f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; page cache dropped before "
+          "each cold run")
     print(f"{'figure':44} | {'nix-hf':28} | {'peer / limit':48} | {'ratio':6} | goal")
     print(f"{'-' * 44}-|-{'-' * 28}-|-{'-' * 48}-|-{'-' * 6}-|-----")
     for name, mine, peer, ratio, goal in rows:

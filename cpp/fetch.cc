@@ -26,6 +26,10 @@ struct HfSettings : Config
 
     Setting<unsigned int> stallTimeout{this, 30, "hf-stall-timeout",
         "Seconds a connection may stay silent before nix-hf retries the transfer."};
+
+    Setting<unsigned int> retries{this, 6, "hf-retries",
+        "How many times nix-hf tries a request that fails for a passing reason (a dropped connection, a stall, "
+        "429, 5xx) before giving up. Waits the server asks for (Retry-After) do not count."};
 };
 
 HfSettings hfSettings;
@@ -127,6 +131,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         req.access_tokens.push_back(Param{host, token});
     req.connections = hfSettings.connections.get();
     req.stall_timeout = hfSettings.stallTimeout.get();
+    req.retries = hfSettings.retries.get();
     req.partial_root = partialRoot();
     req.known_last_modified = 0;
 

@@ -24,7 +24,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use url::Url;
 
@@ -32,13 +32,13 @@ use crate::donors::Donors;
 use crate::fetch::{Observer, INTERRUPTED};
 use crate::hub::{Digest, Fetched, FileEntry, Hub, HubError};
 use crate::nar;
+use crate::retry;
 use crate::spec::Spec;
 use crate::verify::Verifier;
 
 /// Piece size: what one request fetches and what resume loses at most per
 /// connection.
 pub const PIECE: u64 = 16 << 20;
-const MAX_ATTEMPTS: u32 = 10;
 
 /// What a finished transfer leaves: the tree, and its NAR hash and size.
 pub struct Transferred {
@@ -323,17 +323,18 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
         if s.stopped() {
             return Err(INTERRUPTED.into());
         }
-        if attempt >= MAX_ATTEMPTS {
+        let policy = s.hub.policy();
+        if attempt >= policy.attempts {
             return Err(format!(
-                "giving up on '{path}' of '{}' after {MAX_ATTEMPTS} attempts: {last_error}",
-                s.spec.display()
+                "giving up on '{path}' of '{}' after {} attempts: {last_error}",
+                s.spec.display(),
+                policy.attempts
             ));
         }
-        if attempt > 0 {
-            let backoff = Duration::from_millis(250u64 << attempt.min(7)).min(Duration::from_secs(30));
-            sleep_unless_stopped(s, backoff);
-        }
         attempt += 1;
+        if attempt > 1 {
+            retry::sleep(policy.backoff(attempt), &|| s.stopped());
+        }
         // One resolve per file: the first worker to need the URL resolves it
         // while the others on the same file wait for its answer.
         let located = {
@@ -355,7 +356,7 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
             Err((wait, why)) => {
                 last_error = why;
                 if let Some(w) = wait {
-                    sleep_unless_stopped(s, w.min(Duration::from_secs(600)));
+                    retry::sleep(w.min(retry::MAX_SERVER_WAIT), &|| s.stopped());
                     attempt -= 1;
                 }
                 continue;
@@ -372,7 +373,7 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
             Ok(Fetched::Retry { wait, why }) => {
                 last_error = why;
                 if let Some(w) = wait {
-                    sleep_unless_stopped(s, w.min(Duration::from_secs(600)));
+                    retry::sleep(w.min(retry::MAX_SERVER_WAIT), &|| s.stopped());
                     attempt -= 1; // the server said when: waiting is not failing
                 }
                 continue;
@@ -391,13 +392,6 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn sleep_unless_stopped(s: &Shared, d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !s.stopped() {
-        std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
-    }
 }
 
 /// Writes the body at `*pos` onward, after skipping `skip` bytes (a server

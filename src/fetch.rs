@@ -54,10 +54,11 @@ pub const INTERRUPTED: &str = "interrupted by the user";
 
 pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome, String> {
     let spec = &req.spec;
+    let stopped = || obs.check_interrupt().is_err();
     let revision = match (&spec.rev, &req.known) {
         (Some(rev), Some(k)) if &k.sha == rev => k.clone(),
         (Some(rev), _) => {
-            let r = hub.revision(spec, Some(rev)).map_err(|HubError(e)| e)?;
+            let r = hub.revision(spec, Some(rev), &stopped).map_err(|HubError(e)| e)?;
             if &r.sha != rev {
                 return Err(format!(
                     "the Hub resolved commit {rev} of '{}' to {}; refusing a moved commit",
@@ -68,10 +69,10 @@ pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome
             r
         }
         (None, Some(k)) => k.clone(),
-        (None, None) => hub.revision(spec, spec.reference.as_deref()).map_err(|HubError(e)| e)?,
+        (None, None) => hub.revision(spec, spec.reference.as_deref(), &stopped).map_err(|HubError(e)| e)?,
     };
     obs.check_interrupt()?;
-    let listing = hub.list(spec, &revision.sha).map_err(|HubError(e)| e)?;
+    let listing = hub.list(spec, &revision.sha, &stopped).map_err(|HubError(e)| e)?;
     let wanted = select(spec, &revision, listing)?;
     let bytes: u64 = wanted.iter().map(|f| f.size).sum();
     let dir = req.partial_root.join(partial_name(spec, &revision.sha));

@@ -54,6 +54,8 @@ mod bridge {
         connections: u32,
         /// Seconds a read or connect may wait before the transfer retries.
         stall_timeout: u32,
+        /// Attempts per request before giving up.
+        retries: u32,
     }
 
     struct FetchOutcome {
@@ -225,7 +227,8 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
         let host = hub::endpoint_host(&endpoint).unwrap_or_default();
         let token = token::find(&host, &tokens, &|k| std::env::var(k).ok());
         let stall = std::time::Duration::from_secs(req.stall_timeout.max(1) as u64);
-        let hub = std::sync::Arc::new(Hub::new(&endpoint, token, stall).map_err(|HubError(e)| e)?);
+        let policy = crate::retry::Policy { attempts: req.retries.max(1) };
+        let hub = std::sync::Arc::new(Hub::new(&endpoint, token, stall, policy).map_err(|HubError(e)| e)?);
         let known = (!req.known_rev.is_empty())
             .then(|| Revision { sha: req.known_rev.clone(), last_modified: req.known_last_modified });
         let request = fetch::Request {

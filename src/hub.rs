@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
 use serde_json::Value as Json;
 use url::Url;
 
+use crate::retry::{self, Policy};
 use crate::select::is_plain_relative_path;
 use crate::spec::Spec;
 use crate::token::Token;
@@ -60,6 +61,7 @@ pub struct Hub {
     endpoint: Url,
     token: Option<Token>,
     client: Client,
+    policy: Policy,
 }
 
 /// The answer to a ranged file request, sorted by what the engine does next.
@@ -71,15 +73,6 @@ pub enum Fetched {
     Expired,
     /// Worth another try: after `wait` when the server said so.
     Retry { wait: Option<Duration>, why: String },
-}
-
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let v = h.get("Retry-After")?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-fn is_transient(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// The endpoint from the plugin setting, else `HF_ENDPOINT`, else the Hub.
@@ -118,7 +111,7 @@ pub fn encode(s: &str, keep_slash: bool) -> String {
 
 impl Hub {
     /// `stall` bounds how long any one read or connect may wait for data.
-    pub fn new(endpoint: &str, token: Option<Token>, stall: Duration) -> Result<Hub> {
+    pub fn new(endpoint: &str, token: Option<Token>, stall: Duration, policy: Policy) -> Result<Hub> {
         let endpoint = match Url::parse(endpoint) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
             _ => fail!("the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting"),
@@ -134,7 +127,11 @@ impl Hub {
             .user_agent(concat!("nix-hf/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HubError(format!("cannot set up HTTP: {e}")))?;
-        Ok(Hub { endpoint, token, client })
+        Ok(Hub { endpoint, token, client, policy })
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     pub fn endpoint(&self) -> &str {
@@ -176,6 +173,47 @@ impl Hub {
             url = redirect_target(&url, &resp)?;
         }
         fail!("too many redirects fetching {url}")
+    }
+
+    /// An API GET that succeeded, retrying connection trouble, 429 and 5xx
+    /// as the shared policy says; refusals (401, 403, 404) end it at once.
+    fn get_api(&self, url: &str, spec: &Spec, what: &str, stopped: &dyn Fn() -> bool) -> Result<Response> {
+        let mut last = String::new();
+        let mut n = 0;
+        while n < self.policy.attempts {
+            n += 1;
+            if n > 1 && !retry::sleep(self.policy.backoff(n), stopped) {
+                fail!("{}", crate::fetch::INTERRUPTED);
+            }
+            let resp = match self.get(url, HeaderMap::new()) {
+                Ok(r) => r,
+                Err(HubError(e)) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            if resp.status().is_success() {
+                return Ok(resp);
+            }
+            if !retry::is_transient(status) {
+                return Err(self.refusal(spec, resp, what));
+            }
+            last = format!("the Hub answered {status} for '{}' ({what})", spec.display());
+            if let Some(w) = retry::server_wait(resp.headers()) {
+                if w > retry::MAX_SERVER_WAIT {
+                    fail!("{last} and asks to wait {} s; try again later", w.as_secs());
+                }
+                if !retry::sleep(w, stopped) {
+                    fail!("{}", crate::fetch::INTERRUPTED);
+                }
+                n -= 1; // waiting as told is not a failed attempt
+            }
+        }
+        if n > 1 {
+            last.push_str(&format!(" (tried {n} times)"));
+        }
+        Err(HubError(last))
     }
 
     fn unreachable(&self, url: &Url, e: reqwest::Error) -> HubError {
@@ -233,15 +271,12 @@ impl Hub {
     }
 
     /// The commit `rev` (a ref or commit; None for the default branch) points to.
-    pub fn revision(&self, spec: &Spec, rev: Option<&str>) -> Result<Revision> {
+    pub fn revision(&self, spec: &Spec, rev: Option<&str>, stopped: &dyn Fn() -> bool) -> Result<Revision> {
         let url = match rev {
             Some(r) => format!("{}/revision/{}", self.api_base(spec), encode(r, false)),
             None => self.api_base(spec),
         };
-        let resp = self.get(&url, HeaderMap::new())?;
-        if !resp.status().is_success() {
-            return Err(self.refusal(spec, resp, rev.unwrap_or("main")));
-        }
+        let resp = self.get_api(&url, spec, rev.unwrap_or("main"), stopped)?;
         let body: Json = read_json(resp, &url)?;
         let sha = body["sha"].as_str().unwrap_or("");
         if !crate::spec::is_commit(sha) {
@@ -255,15 +290,12 @@ impl Hub {
 
     /// Every file of the tree at `sha`, across all pages, checked: paths are
     /// plain relative paths, no duplicates, no file where a folder is.
-    pub fn list(&self, spec: &Spec, sha: &str) -> Result<Vec<FileEntry>> {
+    pub fn list(&self, spec: &Spec, sha: &str, stopped: &dyn Fn() -> bool) -> Result<Vec<FileEntry>> {
         let mut url = format!("{}/tree/{}?recursive=true&expand=false", self.api_base(spec), encode(sha, false));
         let mut files = Vec::new();
         let mut dirs = std::collections::BTreeSet::new();
         loop {
-            let resp = self.get(&url, HeaderMap::new())?;
-            if !resp.status().is_success() {
-                return Err(self.refusal(spec, resp, sha));
-            }
+            let resp = self.get_api(&url, spec, sha, stopped)?;
             let next = next_link(resp.headers());
             let page: Json = read_json(resp, &url)?;
             let Some(entries) = page.as_array() else {
@@ -352,9 +384,9 @@ impl Hub {
         if resp.status().is_success() {
             return Ok(Ok(url));
         }
-        if is_transient(status) {
+        if retry::is_transient(status) {
             return Ok(Err(Fetched::Retry {
-                wait: retry_after(resp.headers()),
+                wait: retry::server_wait(resp.headers()),
                 why: format!("the Hub answered {status}"),
             }));
         }
@@ -391,9 +423,9 @@ impl Hub {
                 200 => return Ok(Fetched::Body { response: resp, skip: start }),
                 301 | 302 | 303 | 307 | 308 => url = redirect_target(&url, &resp)?,
                 403 if !self.same_origin(&url) => return Ok(Fetched::Expired),
-                s if is_transient(s) => {
+                s if retry::is_transient(s) => {
                     return Ok(Fetched::Retry {
-                        wait: retry_after(resp.headers()),
+                        wait: retry::server_wait(resp.headers()),
                         why: format!("{} answered {s}", url.origin().ascii_serialization()),
                     })
                 }

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod ffi;
 pub mod hub;
 pub mod nar;
+pub mod retry;
 pub mod select;
 pub mod spec;
 pub mod token;
