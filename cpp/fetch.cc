@@ -132,8 +132,12 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     req.connections = hfSettings.connections.get();
     req.stall_timeout = hfSettings.stallTimeout.get();
     req.retries = hfSettings.retries.get();
+    req.ca_file = nix::settings.caFile.get();
     req.partial_root = partialRoot();
     req.known_last_modified = 0;
+    // The ref's commit from an earlier fetch whose tarball-ttl has passed:
+    // used, with a warning, if the Hub cannot be reached (as for github:).
+    std::optional<Input> stale;
 
     if (auto rev = input.getRev()) {
         if (auto hit = cache->lookup(revKey(input, rev->gitRev())))
@@ -145,7 +149,8 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         req.known_rev = getStrAttr(*hit, "rev");
         req.known_last_modified = getIntAttr(*hit, "lastModified");
         debug("using the cached commit %s of '%s'", req.known_rev, input.to_string());
-    }
+    } else if (auto old = cache->lookupExpired(refKey(input, endpointUrl)))
+        stale = lockedInput(input, getStrAttr(old->value, "rev"), getIntAttr(old->value, "lastModified"));
 
     // The commit is known and its snapshot already in the store: nothing to
     // ask the Hub.
@@ -166,6 +171,14 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         } catch (rust::Error & e) {
             // Ctrl-C surfaces from Rust as an error: rethrow Nix's own.
             checkInterrupt();
+            if (stale && is_unreachable(e.what())) {
+                auto key = compat::fetchToStoreKey(stale->getName(), fingerprintOf(*stale));
+                if (auto hit = cache->lookupStorePath(key, store)) {
+                    warn("%s; using the commit %s of '%s' fetched earlier", e.what(),
+                        getStrAttr(stale->attrs, "rev"), input.to_string());
+                    return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), hit->storePath), *stale};
+                }
+            }
             throw Error("%s", Uncolored(std::string(e.what())));
         }
     }

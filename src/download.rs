@@ -422,13 +422,25 @@ fn copy_body(
         }
         let room = (end - *pos) as usize;
         let chunk = &chunk[..chunk.len().min(room)];
-        file.write_all_at(chunk, *pos).map_err(|e| format!("cannot write {}: {e}", b.part.display()))?;
+        file.write_all_at(chunk, *pos).map_err(|e| write_error(&b.part, e))?;
         *pos += chunk.len() as u64;
         s.done_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if *pos >= end {
             return Ok(());
         }
     }
+}
+
+fn write_error(path: &Path, e: io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        let dir = path.parent().and_then(|p| p.parent()).unwrap_or(path);
+        return format!(
+            "No space left on device for the partial download in {}; free some space (or point XDG_CACHE_HOME to a \
+             larger disk) and run again: what is already downloaded is kept",
+            dir.display()
+        );
+    }
+    format!("cannot write {}: {e}", path.display())
 }
 
 /// Reads a blob's part file as far as it is written, waiting for more.

@@ -56,6 +56,8 @@ mod bridge {
         stall_timeout: u32,
         /// Attempts per request before giving up.
         retries: u32,
+        /// Nix's ssl-cert-file: the CA certificates to trust (empty: the system's).
+        ca_file: String,
     }
 
     struct FetchOutcome {
@@ -94,6 +96,8 @@ mod bridge {
         /// Records that `store_path` (a real path) holds `manifest`, so later
         /// snapshots of the repo take unchanged files from it.
         fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Result<()>;
+        /// Whether an error says the Hub could not be reached at all.
+        fn is_unreachable(message: &str) -> bool;
         fn scheme_name() -> &'static str;
         fn allowed_attrs() -> Vec<String>;
         /// `path` and `query` of an `hf:` URL as Nix parsed them; `shown` is
@@ -228,7 +232,9 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
         let token = token::find(&host, &tokens, &|k| std::env::var(k).ok());
         let stall = std::time::Duration::from_secs(req.stall_timeout.max(1) as u64);
         let policy = crate::retry::Policy { attempts: req.retries.max(1) };
-        let hub = std::sync::Arc::new(Hub::new(&endpoint, token, stall, policy).map_err(|HubError(e)| e)?);
+        let hub = std::sync::Arc::new(
+            Hub::new(&endpoint, token, stall, policy, Some(&req.ca_file)).map_err(|HubError(e)| e)?,
+        );
         let known = (!req.known_rev.is_empty())
             .then(|| Revision { sha: req.known_rev.clone(), last_modified: req.known_last_modified });
         let request = fetch::Request {
@@ -253,6 +259,10 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
             manifest: out.manifest.to_string(),
         })
     })
+}
+
+fn is_unreachable(message: &str) -> bool {
+    message.starts_with(hub::UNREACHABLE)
 }
 
 fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Result<(), String> {

@@ -18,6 +18,10 @@ use crate::token::Token;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// How every "no answer from the Hub" message begins; the glue falls back to
+/// a stale cached commit on it.
+pub const UNREACHABLE: &str = "cannot reach the Hugging Face Hub";
+
 #[derive(Debug)]
 pub struct HubError(pub String);
 
@@ -111,12 +115,36 @@ pub fn encode(s: &str, keep_slash: bool) -> String {
 
 impl Hub {
     /// `stall` bounds how long any one read or connect may wait for data.
-    pub fn new(endpoint: &str, token: Option<Token>, stall: Duration, policy: Policy) -> Result<Hub> {
+    /// `ca_file`, when given, holds the only certificate authorities trusted
+    /// for https (Nix's ssl-cert-file); otherwise the system's are.
+    pub fn new(
+        endpoint: &str,
+        token: Option<Token>,
+        stall: Duration,
+        policy: Policy,
+        ca_file: Option<&str>,
+    ) -> Result<Hub> {
         let endpoint = match Url::parse(endpoint) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
             _ => fail!("the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting"),
         };
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if let Some(f) = ca_file.filter(|f| !f.is_empty()) {
+            let pem = std::fs::read(f).map_err(|e| {
+                HubError(format!(
+                    "cannot read the CA certificates in '{f}' (ssl-cert-file, NIX_SSL_CERT_FILE or SSL_CERT_FILE): {e}"
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| HubError(format!("'{f}' (ssl-cert-file) holds no PEM certificates")))?;
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(stall)
             // Per operation in the blocking client (each read, not the whole
@@ -225,7 +253,7 @@ impl Hub {
         }
         let origin = url.origin().ascii_serialization();
         HubError(format!(
-            "cannot reach the Hugging Face Hub at {origin} ({cause}); check the network, or HF_ENDPOINT / the hf-endpoint setting"
+            "{UNREACHABLE} at {origin} ({cause}); check the network, or HF_ENDPOINT / the hf-endpoint setting"
         ))
     }
 

@@ -5,6 +5,7 @@ isolated store, configuration and caches."""
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,9 @@ class Standin:
         body = None if data is None else json.dumps(data).encode()
         req = urllib.request.Request(f"{self.url}/_standin/{what}", data=body,
                                      method=method or ("POST" if body is not None else "GET"))
-        with urllib.request.urlopen(req) as r:
+        # The harness talking to its own server: an https stand-in's throwaway
+        # CA is what the plugin is tested with, not what this checks.
+        with urllib.request.urlopen(req, context=ssl._create_unverified_context()) as r:
             return json.load(r)
 
     def faults(self, *rules):

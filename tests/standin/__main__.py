@@ -28,9 +28,10 @@ def main():
     p.add_argument("--cdn-rate", type=int, default=0, help="bytes/s cap per CDN connection (0: none)")
     p.add_argument("--log-file", help="append one JSON line per request")
     p.add_argument("--ready-file", help="write the origins as JSON here once listening")
+    p.add_argument("--tls-cert", help="serve https with this PEM file (private key and certificate chain)")
     a = p.parse_args()
 
-    hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file)
+    hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file, a.tls_cert)
     hub.settings["cdn_rate"] = a.cdn_rate
     ready = json.dumps({"hub": hub.hub_url, "cdn": hub.cdn_url})
     if a.ready_file:

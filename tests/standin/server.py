@@ -10,6 +10,7 @@ import hmac
 import json
 import random
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -43,16 +44,16 @@ class Hub:
         self.hub_url = self.cdn_url = None
 
     # -- fault switches -------------------------------------------------
-    def take_fault(self, kind, where, path):
-        """Returns the first matching armed fault of `kind`, using up one of its
-        `count` (absent or negative: unlimited)."""
+    def take_fault(self, kind, where, path, applies=lambda f: True):
+        """Returns the first matching armed fault of `kind` for which `applies`
+        holds, using up one of its `count` (absent or negative: unlimited)."""
         with self.lock:
             for f in self.faults:
                 if f.get("kind") != kind or f.get("count", -1) == 0:
                     continue
                 if f.get("where", "any") not in ("any", where):
                     continue
-                if not fnmatch.fnmatchcase(path, f.get("match", "*")):
+                if not fnmatch.fnmatchcase(path, f.get("match", "*")) or not applies(f):
                     continue
                 if f.get("count", -1) > 0:
                     f["count"] -= 1
@@ -209,6 +210,10 @@ class Handler(BaseHTTPRequestHandler):
         if len(segs) >= 2 and segs[0] == "api" and segs[1] == "resolve-cache":
             return self.resolve_cache(segs[2:])
         where = "api" if segs and segs[0] == "api" else "resolve"
+        if self.hub.take_fault("hangup", where, urllib.parse.unquote(raw_path)):
+            # An unreachable Hub, as a client sees it: no answer at all.
+            self.connection.shutdown(socket.SHUT_RDWR)
+            raise Dropped
         if self.injected_status(where, urllib.parse.unquote(raw_path)):
             return
         try:
@@ -431,7 +436,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         drop = self.hub.take_fault("drop", where, name)
         stall = self.hub.take_fault("stall", where, name)
-        corrupt = self.hub.take_fault("corrupt", where, name)
+        # Only a response that carries the byte to corrupt uses the fault up.
+        corrupt = self.hub.take_fault("corrupt", where, name,
+                                      lambda f: start <= f.get("at", total // 2) < end)
         rate = self.hub.settings["cdn_rate"] if where == "cdn" else 0
         chunk = 1 << 20 if not rate else max(16384, min(1 << 20, rate // 50))
         t0 = time.monotonic()
@@ -513,11 +520,21 @@ class Server(ThreadingHTTPServer):
         pass
 
 
-def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_cache=None, log_file=None):
+def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_cache=None, log_file=None,
+          tls_cert=None):
+    """Serves both origins; with `tls_cert` (a PEM file holding the key and
+    the certificate chain) over https, as the real Hub and CDN are."""
     hub = Hub(fixtures.build(hash_cache, synthetic, minilm), dict(fixtures.TOKENS))
     servers = [Server((host, port), "hub", hub), Server((host, cdn_port), "cdn", hub)]
-    hub.hub_url = f"http://{host}:{servers[0].server_address[1]}"
-    hub.cdn_url = f"http://{host}:{servers[1].server_address[1]}"
+    scheme = "http"
+    if tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls_cert)
+        for s in servers:
+            s.socket = ctx.wrap_socket(s.socket, server_side=True)
+        scheme = "https"
+    hub.hub_url = f"{scheme}://{host}:{servers[0].server_address[1]}"
+    hub.cdn_url = f"{scheme}://{host}:{servers[1].server_address[1]}"
     if log_file:
         hub.log_file = open(log_file, "a")
     for s in servers:
