@@ -274,3 +274,16 @@ fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Re
             .map_err(|e| format!("cannot update the snapshot index: {e}"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_not_an_unwind() {
+        let r: Result<(), String> = guard(|| panic!("boom"));
+        assert_eq!(r.unwrap_err(), "internal error in nix-hf (please report it): boom");
+        let r: Result<(), String> = guard(|| panic!("{}", String::from("formatted")));
+        assert!(r.unwrap_err().ends_with("formatted"));
+    }
+}

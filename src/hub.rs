@@ -587,3 +587,50 @@ mod tests {
         assert_eq!(next_link(&h).as_deref(), Some("http://h/api/models/a/b/tree/x?cursor=abc"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(|n| Json::from(n)),
+            "\\PC{0,70}".prop_map(Json::String),
+            "[0-9a-f]{40}|[0-9a-f]{64}|(\\.\\./)?[a-z/]{0,10}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                proptest::collection::btree_map("(type|path|size|oid|lfs|pointerSize|x)", inner, 0..6)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Whatever a listing entry holds, it is refused or accepted with a
+        /// safe path; never a panic.
+        #[test]
+        fn listing_entries(e in json()) {
+            let spec = Spec::from_url("org/name", &[], "hf:org/name").unwrap();
+            if let Ok(f) = parse_file(&e, &spec) {
+                prop_assert!(is_plain_relative_path(&f.path));
+            }
+        }
+
+        #[test]
+        fn dates_and_links(s in "\\PC{0,40}") {
+            let _ = parse_iso8601(&s);
+            let mut h = HeaderMap::new();
+            if let Ok(v) = s.parse() {
+                h.insert("Link", v);
+                let _ = next_link(&h);
+            }
+        }
+    }
+}

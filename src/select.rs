@@ -183,3 +183,25 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn lists_round_trip(items in proptest::collection::vec("\\PC{1,12}", 0..6)) {
+            prop_assert_eq!(decode_list(&encode_list(&items), "x").unwrap(), items);
+        }
+
+        #[test]
+        fn any_filter_string_is_accepted_or_refused_without_panic(s in "\\PC{0,40}", t in "\\PC{0,40}") {
+            if let Ok(sel) = Selection::new(Some(&s), Some(&t), Some(&s)) {
+                let _ = sel.wants("a/b.json");
+            }
+        }
+    }
+}

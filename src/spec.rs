@@ -403,3 +403,51 @@ mod tests {
         assert!(Spec::from_attrs(&a).unwrap_err().0.contains("has no 'repo'"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9._-]{0,12}",
+            "(refs|pr|convert|parquet|main|datasets|spaces|models|\\.\\.|\\.|%2F|/)",
+            "\\PC{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Any URL either fails with a message or parses into a spec that
+        /// renders back to itself.
+        #[test]
+        fn urls_never_panic_and_round_trip(
+            segs in proptest::collection::vec(segment(), 0..6),
+            query in proptest::collection::vec(("(rev|ref|include|exclude|files|narHash|x)", "\\PC{0,20}"), 0..4),
+        ) {
+            let path = segs.join("/");
+            let q: Vec<(String, String)> = query;
+            if let Ok(spec) = Spec::from_url(&path, &q, "hf:fuzz") {
+                let (p2, q2) = spec.to_url();
+                prop_assert_eq!(Spec::from_url(&p2, &q2, "again").unwrap(), spec.clone());
+                prop_assert_eq!(Spec::from_attrs(&spec.to_attrs()).unwrap(), spec);
+            }
+        }
+
+        #[test]
+        fn attrs_never_panic(
+            entries in proptest::collection::vec(
+                ("(repo|kind|ref|rev|include|exclude|files|narHash|lastModified|type|x)",
+                 prop_oneof!["\\PC{0,30}".prop_map(Value::Str), any::<u64>().prop_map(Value::Int),
+                             any::<bool>().prop_map(Value::Bool)]),
+                0..8),
+        ) {
+            let attrs: Attrs = entries.into_iter().collect();
+            if let Ok(spec) = Spec::from_attrs(&attrs) {
+                prop_assert_eq!(Spec::from_attrs(&spec.to_attrs()).unwrap(), spec);
+            }
+        }
+    }
+}
