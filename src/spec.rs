@@ -233,7 +233,12 @@ impl Spec {
 
     /// The URL path and query (unencoded) that parse back into this input.
     pub fn to_url(&self) -> (String, Vec<(String, String)>) {
-        let mut path = format!("{}{}", self.kind.url_prefix(), self.repo);
+        // A model whose org is called like a kind prefix would read back as
+        // that kind: spell out its own prefix then.
+        let ambiguous = self.kind == Kind::Model
+            && matches!(self.repo.split_once('/'), Some(("models" | "datasets" | "spaces", _)));
+        let prefix = if ambiguous { "models/" } else { self.kind.url_prefix() };
+        let mut path = format!("{prefix}{}", self.repo);
         let mut query = Vec::new();
         // A legacy one-segment id followed by a ref would read as ORG/NAME,
         // and a 40-hex branch name as a commit: those go in the query.
@@ -364,6 +369,8 @@ mod tests {
         assert_eq!(s.rev.as_deref(), Some(rev));
         let s = round_trip("gpt2");
         assert_eq!(s.repo, "gpt2");
+        let s = round_trip("models/datasets/a");
+        assert_eq!((s.kind, s.repo.as_str(), s.to_url().0.as_str()), (Kind::Model, "datasets/a", "models/datasets/a"));
         let s = round_trip(&format!("gpt2?rev={rev}"));
         assert_eq!(s.rev.as_deref(), Some(rev));
         assert_eq!(s.to_url().0, "gpt2");
