@@ -17,6 +17,16 @@ rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs)
     return out;
 }
 
+const char * const bookkeeping[2] = {"type", "__final"};
+
+rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs)
+{
+    auto copy = attrs;
+    for (auto name : bookkeeping)
+        copy.erase(name);
+    return toRust(copy);
+}
+
 nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs)
 {
     nix::fetchers::Attrs out;

@@ -86,10 +86,13 @@ Cache::Key revKey(const Input & input, const std::string & rev)
 
 std::string fingerprintOf(const Input & input)
 {
-    Attrs attrs = input.attrs;
-    attrs.erase("type");
-    attrs.erase("__final");
-    return std::string(callRust([&] { return input_fingerprint(toRust(attrs)); }));
+    return std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
+}
+
+// What getAccessor returns for a snapshot in the store.
+std::pair<ref<SourceAccessor>, Input> fromStore(Store & store, const StorePath & path, Input locked)
+{
+    return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), path), std::move(locked)};
 }
 
 // What the scheme returns and flake.lock records: the commit instead of the
@@ -120,12 +123,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     auto endpointUrl = std::string(endpoint(hfSettings.endpoint.get()));
 
     FetchRequest req;
-    {
-        Attrs attrs = input.attrs;
-        attrs.erase("type");
-        attrs.erase("__final");
-        req.attrs = toRust(attrs);
-    }
+    req.attrs = describing(input.attrs);
     req.endpoint_setting = hfSettings.endpoint.get();
     for (auto & [host, token] : settings.accessTokens.get())
         req.access_tokens.push_back(Param{host, token});
@@ -159,7 +157,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         auto key = compat::fetchToStoreKey(result.getName(), fingerprintOf(result));
         if (auto hit = cache->lookupStorePath(key, store)) {
             debug("'%s' at %s is already in the store", input.to_string(), std::string(req.known_rev));
-            return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), hit->storePath), result};
+            return fromStore(store, hit->storePath, result);
         }
     }
 
@@ -176,7 +174,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
                 if (auto hit = cache->lookupStorePath(key, store)) {
                     warn("%s; using the commit %s of '%s' fetched earlier", e.what(),
                         getStrAttr(stale->attrs, "rev"), input.to_string());
-                    return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), hit->storePath), *stale};
+                    return fromStore(store, hit->storePath, *stale);
                 }
             }
             throw Error("%s", Uncolored(std::string(e.what())));
@@ -206,7 +204,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     cache->upsert(compat::fetchToStoreKey(result.getName(), fingerprintOf(result)), store, {}, storePath);
 
     printMsg(lvlTalkative, "fetched %d files (%d bytes) of '%s' at %s", out.files, out.bytes, input.to_string(), rev);
-    return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), storePath), result};
+    return fromStore(store, storePath, result);
 }
 
 std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Settings & settings, ref<Store> store, const Input & input)

@@ -11,6 +11,13 @@ namespace nixhf {
 rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs);
 nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs);
 
+// The attributes that describe an input, for Rust: without Nix's own
+// bookkeeping (`type`, `__final`), which Rust neither checks nor keeps.
+rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs);
+
+// Nix's bookkeeping attributes, which pass through the scheme untouched.
+extern const char * const bookkeeping[2];
+
 // Calls into Rust; a Rust error (already a complete message) becomes a Nix
 // error. Rust never sees a Nix exception and Nix never sees a Rust panic.
 template<typename F>

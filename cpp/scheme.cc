@@ -12,25 +12,14 @@ using namespace nix::fetchers;
 
 namespace {
 
-// Nix's own bookkeeping attributes pass through untouched; Rust sees only
-// what describes the input.
-const char * const passthrough[] = {"type", "__final"};
-
 Input makeInput(const fetchers::Settings & settings, Attrs canonical, const Attrs & original)
 {
-    for (auto name : passthrough)
+    for (auto name : bookkeeping)
         if (auto i = original.find(name); i != original.end())
             canonical.insert_or_assign(name, i->second);
     auto input = compat::makeInput(settings);
     input.attrs = std::move(canonical);
     return input;
-}
-
-Attrs withoutPassthrough(Attrs attrs)
-{
-    for (auto name : passthrough)
-        attrs.erase(name);
-    return attrs;
 }
 
 struct HfInputScheme : InputScheme
@@ -55,7 +44,7 @@ struct HfInputScheme : InputScheme
 
     std::optional<Input> inputFromAttrs(const fetchers::Settings & settings, const Attrs & attrs) const override
     {
-        auto canonical = fromRust(callRust([&] { return input_from_attrs(toRust(withoutPassthrough(attrs))); }));
+        auto canonical = fromRust(callRust([&] { return input_from_attrs(describing(attrs)); }));
         return makeInput(settings, std::move(canonical), attrs);
     }
 
@@ -72,7 +61,7 @@ struct HfInputScheme : InputScheme
 
     ParsedURL toURL(const Input & input) const override
     {
-        auto parts = callRust([&] { return input_to_url(toRust(withoutPassthrough(input.attrs))); });
+        auto parts = callRust([&] { return input_to_url(describing(input.attrs)); });
         ParsedURL url{.scheme = std::string(schemeName()), .path = std::string(parts.path)};
         for (auto & p : parts.query)
             url.query.insert_or_assign(std::string(p.name), std::string(p.value));
@@ -110,7 +99,7 @@ struct HfInputScheme : InputScheme
 
     std::optional<std::string> getFingerprint(NIXHF_FINGERPRINT_PARAMS) const override
     {
-        auto fp = std::string(callRust([&] { return input_fingerprint(toRust(withoutPassthrough(input.attrs))); }));
+        auto fp = std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
         if (fp.empty())
             return std::nullopt;
         return fp;

@@ -107,14 +107,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.handle_request(body=False)
 
-    def do_POST(self):
-        self.handle_request(body=True)
-
-    def do_PUT(self):
-        self.handle_request(body=True)
-
-    def do_DELETE(self):
-        self.handle_request(body=True)
+    do_POST = do_PUT = do_DELETE = do_GET
 
     def handle_request(self, body):
         raw_path, _, query = self.path.partition("?")
