@@ -7,10 +7,13 @@
 //! - Each finished piece is recorded next to the data, so an interrupted or
 //!   killed fetch resumes where it was (`partial dir`, kept by the caller
 //!   under Nix's cache dir, never in the store).
-//! - Two readers follow each file's contiguously written prefix as it grows:
-//!   one checks the Hub's hash of every file, the other computes the
-//!   snapshot's NAR hash. Neither waits for the whole download, and no
-//!   buffer is larger than a read.
+//! - A piece is received into one of a bounded pool of buffers, written to
+//!   disk with O_DIRECT (where the file system allows it), and kept in memory
+//!   until two readers have passed it: one checks the Hub's hash of every
+//!   file, the other computes the snapshot's NAR hash, both in order as the
+//!   contiguous prefix grows. So bytes are written once, never through the
+//!   page cache, and hashed from memory; pieces from an earlier run or from a
+//!   donor are read back from disk. Memory is bounded by the pool.
 //! - Retries and backoff for dropped connections, stalls, 429 and 5xx live
 //!   in `fetch_piece`, and nowhere else.
 //!
@@ -36,9 +39,87 @@ use crate::retry;
 use crate::spec::Spec;
 use crate::verify::Verifier;
 
-/// Piece size: what one request fetches and what resume loses at most per
-/// connection.
-pub const PIECE: u64 = 16 << 20;
+/// Piece size: what one request fetches, what one buffer holds, and what
+/// resume loses at most per connection.
+pub const PIECE: u64 = 8 << 20;
+/// O_DIRECT wants buffers, offsets and lengths aligned to the block size.
+const ALIGN: usize = 4096;
+
+/// A piece-sized buffer aligned for O_DIRECT.
+struct Buffer {
+    ptr: std::ptr::NonNull<u8>,
+}
+
+// SAFETY: the buffer is plain memory owned by this value; it moves between
+// threads whole, never shared mutably.
+unsafe impl Send for Buffer {}
+
+impl Buffer {
+    fn layout() -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(PIECE as usize, ALIGN).expect("a valid layout")
+    }
+
+    fn new() -> Buffer {
+        // SAFETY: a non-zero size; a null result is handled.
+        let p = unsafe { std::alloc::alloc(Self::layout()) };
+        Buffer { ptr: std::ptr::NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(Self::layout())) }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: PIECE bytes allocated in `new`, alive as long as self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), PIECE as usize) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), PIECE as usize) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout()) }
+    }
+}
+
+/// The buffers pieces live in between the network and the two readers; its
+/// size bounds memory and how far downloads run ahead of hashing.
+struct Pool {
+    free: Mutex<(Vec<Buffer>, usize)>,
+    limit: usize,
+    returned: Condvar,
+}
+
+impl Pool {
+    fn take(&self, stopped: &dyn Fn() -> bool) -> Option<Buffer> {
+        let mut g = self.free.lock().unwrap();
+        loop {
+            if stopped() {
+                return None;
+            }
+            if let Some(b) = g.0.pop() {
+                return Some(b);
+            }
+            if g.1 < self.limit {
+                g.1 += 1;
+                return Some(Buffer::new());
+            }
+            g = self.returned.wait_timeout(g, Duration::from_millis(20)).unwrap().0;
+        }
+    }
+
+    fn give(&self, b: Buffer) {
+        self.free.lock().unwrap().0.push(b);
+        self.returned.notify_one();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Verify,
+    Nar,
+}
 
 /// What a finished transfer leaves: the tree, and its NAR hash and size.
 pub struct Transferred {
@@ -62,6 +143,11 @@ struct Blob {
     /// Bytes from 0 that are on disk.
     watermark: AtomicU64,
     location: Mutex<Option<Url>>,
+    /// Pieces received in this run and not yet passed by both readers.
+    held: Mutex<BTreeMap<usize, Buffer>>,
+    /// How far each reader has got.
+    verified: AtomicU64,
+    nar_read: AtomicU64,
 }
 
 struct Shared {
@@ -76,6 +162,7 @@ struct Shared {
     error: Mutex<Option<String>>,
     started: Mutex<Vec<(String, u64)>>,
     progress: (Mutex<()>, Condvar),
+    pool: Pool,
 }
 
 impl Shared {
@@ -141,6 +228,9 @@ pub fn transfer(
             pieces,
             watermark: AtomicU64::new(0),
             location: Mutex::new(None),
+            held: Mutex::new(BTreeMap::new()),
+            verified: AtomicU64::new(0),
+            nar_read: AtomicU64::new(0),
         };
         index.insert(key, blobs.len());
         blobs.push(blob);
@@ -181,6 +271,7 @@ pub fn transfer(
         error: Mutex::new(None),
         started: Mutex::new(Vec::new()),
         progress: (Mutex::new(()), Condvar::new()),
+        pool: Pool { free: Mutex::new((Vec::new(), 0)), limit: connections.max(1) + 4, returned: Condvar::new() },
     });
 
     let workers = connections.max(1).min(shared.queue.lock().unwrap().len().max(1));
@@ -212,7 +303,7 @@ pub fn transfer(
             let blob_of: BTreeMap<&str, usize> =
                 s.blobs.iter().enumerate().flat_map(|(i, b)| b.paths.iter().map(move |p| (p.as_str(), i))).collect();
             let r = nar::hash_tree(&paths, |p| {
-                let reader: Box<dyn Read + '_> = Box::new(GrowingReader::new(s, blob_of[p])?);
+                let reader: Box<dyn Read + '_> = Box::new(GrowingReader::new(s, blob_of[p], Role::Nar)?);
                 Ok((s.blobs[blob_of[p]].size, reader))
             });
             match r {
@@ -285,15 +376,19 @@ fn advance_watermark(b: &Blob) {
 
 fn worker(s: &Shared) {
     loop {
-        if s.stopped() {
+        // A buffer first, then the next piece: pieces then start in queue
+        // order, so the earliest unfinished one always has a buffer and the
+        // readers waiting for it are never starved by later pieces.
+        let Some(buf) = s.pool.take(&|| s.stopped()) else { return };
+        let Some((bi, pi)) = s.queue.lock().unwrap().pop_front() else {
+            s.pool.give(buf);
             return;
-        }
-        let Some((bi, pi)) = s.queue.lock().unwrap().pop_front() else { return };
+        };
         let b = &s.blobs[bi];
         if pi == 0 {
             s.started.lock().unwrap().push((b.paths[0].clone(), b.size));
         }
-        match fetch_piece(s, b, pi) {
+        match fetch_piece(s, b, pi, buf) {
             Ok(()) => {
                 b.done.lock().unwrap()[pi] = true;
                 let recorded =
@@ -311,11 +406,9 @@ fn worker(s: &Shared) {
 
 /// Fetches one piece, resuming within it after a dropped or stalled
 /// connection, re-resolving an expired URL, and backing off on 429/5xx.
-fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
+fn fetch_piece(s: &Shared, b: &Blob, pi: usize, mut buf: Buffer) -> Result<(), String> {
     let (start, end) = b.pieces[pi];
     let path = &b.paths[0];
-    let file =
-        OpenOptions::new().write(true).open(&b.part).map_err(|e| format!("cannot open {}: {e}", b.part.display()))?;
     let mut pos = start;
     let mut attempt = 0u32;
     let mut last_error = String::new();
@@ -380,7 +473,7 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
             }
             Err(HubError(e)) => return Err(e),
         };
-        match copy_body(s, b, &file, resp.0, resp.1, &mut pos, end) {
+        match copy_body(s, b, &mut buf.bytes_mut()[..(end - start) as usize], start, resp.0, resp.1, &mut pos) {
             Ok(()) => {}
             Err(e) => {
                 last_error = e;
@@ -391,43 +484,72 @@ fn fetch_piece(s: &Shared, b: &Blob, pi: usize) -> Result<(), String> {
             last_error = format!("the connection closed at byte {pos} of {end}");
         }
     }
+    write_piece(b, &buf.bytes()[..(end - start) as usize], start)?;
+    b.held.lock().unwrap().insert(pi, buf);
     Ok(())
 }
 
-/// Writes the body at `*pos` onward, after skipping `skip` bytes (a server
-/// that ignored Range sends the file from its start).
+/// Writes a received piece where it belongs, bypassing the page cache where
+/// the file system allows (the readers have the bytes in memory already).
+fn write_piece(b: &Blob, data: &[u8], offset: u64) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if data.len() % ALIGN == 0 {
+        match OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&b.part) {
+            Ok(f) => match f.write_all_at(data, offset) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(write_error(&b.part, e)),
+                Err(_) => {}
+            },
+            Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
+                return Err(format!("cannot open {}: {e}", b.part.display()))
+            }
+            Err(_) => {}
+        }
+    }
+    let f =
+        OpenOptions::new().write(true).open(&b.part).map_err(|e| format!("cannot open {}: {e}", b.part.display()))?;
+    f.write_all_at(data, offset).map_err(|e| write_error(&b.part, e))
+}
+
+/// Reads the body into the piece's buffer (which starts at file offset
+/// `start`) from `*pos` onward, after skipping `skip` bytes (a server that
+/// ignored Range sends the file from its start).
 fn copy_body(
     s: &Shared,
     b: &Blob,
-    file: &File,
+    piece: &mut [u8],
+    start: u64,
     mut body: impl Read,
     mut skip: u64,
     pos: &mut u64,
-    end: u64,
 ) -> Result<(), String> {
-    let mut buf = vec![0u8; 1 << 18];
+    let end = start + piece.len() as u64;
+    let mut scratch = Vec::new();
     loop {
         if s.stopped() {
             return Err(INTERRUPTED.into());
         }
-        let n = body.read(&mut buf).map_err(|e| format!("reading '{}' failed at byte {}: {e}", b.paths[0], *pos))?;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut chunk = &buf[..n];
-        if skip > 0 {
-            let k = skip.min(n as u64) as usize;
-            skip -= k as u64;
-            chunk = &chunk[k..];
-        }
-        let room = (end - *pos) as usize;
-        let chunk = &chunk[..chunk.len().min(room)];
-        file.write_all_at(chunk, *pos).map_err(|e| write_error(&b.part, e))?;
-        *pos += chunk.len() as u64;
-        s.done_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if *pos >= end {
             return Ok(());
         }
+        let n = if skip > 0 {
+            // Bytes before the piece: read them somewhere else and drop them.
+            scratch.resize(skip.min(1 << 18) as usize, 0);
+            let n = body.read(&mut scratch).map_err(|e| format!("reading '{}' failed: {e}", b.paths[0]))?;
+            skip -= n as u64;
+            if n == 0 {
+                return Ok(());
+            }
+            continue;
+        } else {
+            let at = (*pos - start) as usize;
+            body.read(&mut piece[at..]).map_err(|e| format!("reading '{}' failed at byte {}: {e}", b.paths[0], *pos))?
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        *pos += n as u64;
+        s.done_bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -443,18 +565,45 @@ fn write_error(path: &Path, e: io::Error) -> String {
     format!("cannot write {}: {e}", path.display())
 }
 
-/// Reads a blob's part file as far as it is written, waiting for more.
+/// Reads a blob as far as it has arrived, waiting for more: from the held
+/// buffer of a piece received in this run, else from the part file.
 struct GrowingReader<'a> {
     s: &'a Shared,
     b: &'a Blob,
     file: File,
     pos: u64,
+    role: Role,
 }
 
 impl<'a> GrowingReader<'a> {
-    fn new(s: &'a Shared, bi: usize) -> io::Result<Self> {
+    fn new(s: &'a Shared, bi: usize, role: Role) -> io::Result<Self> {
         let b = &s.blobs[bi];
-        Ok(GrowingReader { s, b, file: File::open(&b.part)?, pos: 0 })
+        Ok(GrowingReader { s, b, file: File::open(&b.part)?, pos: 0, role })
+    }
+
+    fn read_from(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let pi = (self.pos / PIECE) as usize;
+        let within = (self.pos - pi as u64 * PIECE) as usize;
+        if let Some(held) = self.b.held.lock().unwrap().get(&pi) {
+            buf.copy_from_slice(&held.bytes()[within..within + buf.len()]);
+            return Ok(buf.len());
+        }
+        self.file.read_at(buf, self.pos)
+    }
+
+    /// Records progress and hands back each piece both readers have passed.
+    fn passed(&self) {
+        let counter = if self.role == Role::Verify { &self.b.verified } else { &self.b.nar_read };
+        counter.fetch_max(self.pos, Ordering::SeqCst);
+        let done = self.b.verified.load(Ordering::SeqCst).min(self.b.nar_read.load(Ordering::SeqCst));
+        let mut held = self.b.held.lock().unwrap();
+        while let Some((&pi, _)) = held.first_key_value() {
+            if self.b.pieces[pi].1 > done {
+                break;
+            }
+            let buf = held.remove(&pi).expect("just seen");
+            self.s.pool.give(buf);
+        }
     }
 }
 
@@ -466,9 +615,11 @@ impl Read for GrowingReader<'_> {
             }
             let w = self.b.watermark.load(Ordering::SeqCst);
             if w > self.pos {
-                let n = ((w - self.pos) as usize).min(buf.len());
-                let n = self.file.read_at(&mut buf[..n], self.pos)?;
+                let piece_end = (self.pos / PIECE + 1) * PIECE;
+                let n = ((w.min(piece_end) - self.pos) as usize).min(buf.len());
+                let n = self.read_from(&mut buf[..n])?;
                 self.pos += n as u64;
+                self.passed();
                 return Ok(n);
             }
             if self.s.stopped() {
@@ -485,7 +636,8 @@ impl Read for GrowingReader<'_> {
 fn verify_all(s: &Shared) -> Result<(), String> {
     for (bi, b) in s.blobs.iter().enumerate() {
         let mut v = Verifier::new(&b.digest, b.size);
-        let mut r = GrowingReader::new(s, bi).map_err(|e| format!("cannot read {}: {e}", b.part.display()))?;
+        let mut r =
+            GrowingReader::new(s, bi, Role::Verify).map_err(|e| format!("cannot read {}: {e}", b.part.display()))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = match r.read(&mut buf) {

@@ -12,7 +12,7 @@ import time
 from standin.fixtures import TOKENS
 
 PIECES = '(builtins.fetchTree "hf:nixhf/pieces").narHash'
-PIECE = 16 << 20
+PIECE = 8 << 20
 SHARD = 40 << 20
 
 
@@ -23,7 +23,7 @@ def cdn_bytes(hub):
 def test_large_files_arrive_in_ranged_pieces(nix, hub):
     nix.eval(PIECES)
     cdn = [q for q in hub.requests() if q["server"] == "cdn"]
-    assert len(cdn) == 2 * 3, "two 40 MiB shards in three 16 MiB pieces each"
+    assert len(cdn) == 2 * 5, "two 40 MiB shards in five 8 MiB pieces each"
     assert all(q["range"] and q["status"] == 206 for q in cdn)
     assert cdn_bytes(hub) == 2 * SHARD, "no byte fetched twice"
     resolves = [q for q in hub.requests() if "/resolve/" in q["path"]]
