@@ -183,7 +183,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     AutoCloseFD partialLock(out.lock_fd);
     auto rev = std::string(out.rev);
     auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);
-    auto storePath = addTree(store, "source", std::string(out.tree), narHash, out.nar_size);
+    auto storePath = addTree(store, input.getName(), std::string(out.tree), narHash, out.nar_size);
     deletePath(std::string(out.partial_dir));
     try {
         remember_snapshot(req, store.toRealPath(storePath), out.manifest);
