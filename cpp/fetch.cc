@@ -1,7 +1,8 @@
 // Fetching a snapshot into the store: Nix's side of it. The Rust core
-// resolves, lists, downloads and verifies into a scratch directory; this file
-// supplies what only Nix knows (settings, tokens, caches, the store, the
-// progress bar, Ctrl-C) and turns the directory into a store path.
+// resolves, lists, downloads and verifies into a partial directory under
+// Nix's cache dir; this file supplies what only Nix knows (settings, tokens,
+// caches, the store, the progress bar, Ctrl-C) and puts the verified tree
+// into the store.
 
 #include "glue.hh"
 #include "fetch.hh"

@@ -91,7 +91,8 @@ mod bridge {
     extern "Rust" {
         /// The endpoint a fetch uses (setting, HF_ENDPOINT, or the Hub).
         fn endpoint(setting: &str) -> String;
-        /// Downloads and verifies the snapshot into `dest`.
+        /// Downloads and verifies the snapshot into a partial directory
+        /// under `partial_root`, returning the tree and its NAR hash.
         fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome>;
         /// Records that `store_path` (a real path) holds `manifest`, so later
         /// snapshots of the repo take unchanged files from it.
