@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -147,15 +146,6 @@ pub fn hash_tree<'r>(
     sink.str(b"nix-archive-1");
     node(&mut sink, &tree(paths), "", &mut contents)?;
     Ok((sink.hash.finalize().into(), sink.size))
-}
-
-/// `hash_tree` over files below `root`.
-pub fn hash_dir(root: &Path, paths: &[&str]) -> io::Result<([u8; 32], u64)> {
-    hash_tree(paths, |p| {
-        let f = std::fs::File::open(root.join(p))?;
-        let len = f.metadata()?.len();
-        Ok((len, Box::new(f)))
-    })
 }
 
 #[cfg(test)]

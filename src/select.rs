@@ -55,11 +55,6 @@ impl Selection {
         })
     }
 
-    /// Whether everything is wanted (no filter given).
-    pub fn is_everything(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty() && self.files.is_empty()
-    }
-
     /// A file is wanted when it is listed in `files` or matches `include`
     /// (everything, when neither is given), and matches no `exclude`.
     pub fn wants(&self, path: &str) -> bool {

@@ -21,6 +21,7 @@ impl Token {
         format!("Bearer {}", self.value)
     }
 
+    #[cfg(test)]
     pub fn value(&self) -> &str {
         &self.value
     }

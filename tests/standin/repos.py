@@ -115,9 +115,3 @@ class Repo:
         if COMMIT_RE.match(rev) and rev in self.commits:
             return self.commits[rev]
         return None
-
-    def api_prefix(self):
-        return f"/api/{self.kind}s/"
-
-    def file_prefix(self):
-        return "" if self.kind == "model" else f"{self.kind}s/"
