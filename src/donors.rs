@@ -10,7 +10,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value as Json};
-use sha2::{Digest as _, Sha256};
 
 use crate::hub::{Digest, FileEntry};
 use crate::spec::{Kind, Spec};
@@ -41,8 +40,7 @@ fn key(digest: &Digest, size: u64) -> String {
 
 fn index_path(index_root: &Path, spec: &Spec) -> PathBuf {
     let id = format!("{}/{}", spec.kind.as_str(), spec.repo.to_ascii_lowercase());
-    let h: String = Sha256::digest(id.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
-    index_root.join(format!("{h}.json"))
+    index_root.join(format!("{}.json", crate::verify::short_name(&id)))
 }
 
 fn read_index(path: &Path) -> Vec<Json> {

@@ -371,7 +371,7 @@ fn advance_watermark(b: &Blob) {
         }
         w = e;
     }
-    b.watermark.store(if b.pieces.is_empty() { 0 } else { w }, Ordering::SeqCst);
+    b.watermark.store(w, Ordering::SeqCst);
 }
 
 fn worker(s: &Shared) {

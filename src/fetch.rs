@@ -9,8 +9,6 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
-
 use crate::donors::{self, Donors};
 use crate::download::{self, Transferred};
 use crate::hub::{FileEntry, Hub, HubError, Revision};
@@ -97,8 +95,7 @@ fn partial_name(spec: &Spec, sha: &str) -> String {
     let mut s = spec.clone();
     s.rev = Some(sha.to_string());
     s.reference = None;
-    let fp = s.fingerprint().expect("a spec with a rev has a fingerprint");
-    Sha256::digest(fp.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+    crate::verify::short_name(&s.fingerprint().expect("a spec with a rev has a fingerprint"))
 }
 
 fn lock_dir(dir: &std::path::Path) -> Result<File, String> {

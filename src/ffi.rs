@@ -245,7 +245,7 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
             connections: req.connections as usize,
         };
         let out = fetch::fetch(hub, &request, ctx)?;
-        let hex: String = out.transferred.nar_sha256.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::verify::hex(&out.transferred.nar_sha256);
         Ok(FetchOutcome {
             rev: out.revision.sha,
             last_modified: out.revision.last_modified,

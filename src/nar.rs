@@ -152,10 +152,6 @@ pub fn hash_tree<'r>(
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
     #[test]
     fn order_is_per_directory_by_name() {
         assert_eq!(nar_order(&["a.txt", "a/b", "B", "a/a/z"]), vec!["B", "a/a/z", "a/b", "a.txt"]);
@@ -173,7 +169,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(size, 640, "nix-store --dump gives 640 bytes");
-        assert_eq!(hex(&h), KNOWN_NAR_SHA256);
+        assert_eq!(crate::verify::hex(&h), KNOWN_NAR_SHA256);
     }
 
     const KNOWN_NAR_SHA256: &str = "3d06db63bf230b3648c4771aa333fe3c7e43d8302c50d4f56943cae8d0e58a79";

@@ -12,8 +12,15 @@ pub enum Verifier {
     Sha256(Sha256, String),
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short, file-name-safe name for `text`: the first 16 bytes of its
+/// SHA-256, in hex. Names partial directories and index files after what
+/// they hold.
+pub fn short_name(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes())[..16])
 }
 
 impl Verifier {

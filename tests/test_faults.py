@@ -129,9 +129,7 @@ def test_disk_full_in_the_partial_directory(nix, hub, clean_hash, tmp_path):
 def test_ctrl_c_partial_data_holds_no_token(nix, hub):
     from standin.fixtures import ALICE_TOKEN
     hub.settings(cdn_rate=2_000_000)
-    env = dict(nix.env, HF_TOKEN=ALICE_TOKEN)
-    p = subprocess.Popen(["nix", "eval", "--impure", "--expr", PIECES], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = start_fetch(nix, env={"HF_TOKEN": ALICE_TOKEN})
     wait_for_cdn_bytes(hub, 1)
     p.send_signal(2)
     _, err = p.communicate(timeout=10)

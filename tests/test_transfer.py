@@ -65,8 +65,8 @@ def test_the_official_clients_cache_is_reused_and_checked(nix, hub, tmp_path):
     assert cdn_bytes(hub) == SHARD, "exactly the tampered shard came from the network"
 
 
-def start_fetch(nix, *extra):
-    env = dict(nix.env)
+def start_fetch(nix, *extra, env=None):
+    env = dict(nix.env, **(env or {}))
     return subprocess.Popen(["nix", "eval", "--impure", "--expr", PIECES, *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
