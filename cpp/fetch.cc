@@ -85,6 +85,14 @@ Cache::Key revKey(const Input & input, const std::string & rev)
     return {"hfRevToLastModified", {{"kind", strAttr(input, "kind")}, {"repo", strAttr(input, "repo")}, {"rev", rev}}};
 }
 
+// A commit's date, if an earlier fetch cached it (it never changes).
+std::optional<uint64_t> cachedLastModified(Cache & cache, const Input & input, const Hash & rev)
+{
+    if (auto hit = cache.lookup(revKey(input, rev.gitRev())))
+        return maybeGetIntAttr(*hit, "lastModified");
+    return std::nullopt;
+}
+
 std::string fingerprintOf(const Input & input)
 {
     return std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
@@ -139,11 +147,10 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     std::optional<Input> stale;
 
     if (auto rev = input.getRev()) {
-        if (auto hit = cache->lookup(revKey(input, rev->gitRev())))
-            if (auto lm = maybeGetIntAttr(*hit, "lastModified")) {
-                req.known_rev = rev->gitRev();
-                req.known_last_modified = *lm;
-            }
+        if (auto lm = cachedLastModified(*cache, input, *rev)) {
+            req.known_rev = rev->gitRev();
+            req.known_last_modified = *lm;
+        }
     } else if (auto hit = cache->lookupWithTTL(refKey(input, endpointUrl))) {
         req.known_rev = getStrAttr(*hit, "rev");
         req.known_last_modified = getIntAttr(*hit, "lastModified");
@@ -221,9 +228,8 @@ std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Sett
         return std::nullopt;
     }
     auto result(input);
-    if (auto hit = compat::cache(settings)->lookup(revKey(input, rev->gitRev())))
-        if (auto lm = maybeGetIntAttr(*hit, "lastModified"))
-            result.attrs.insert_or_assign("lastModified", *lm);
+    if (auto lm = cachedLastModified(*compat::cache(settings), input, *rev))
+        result.attrs.insert_or_assign("lastModified", *lm);
     return std::make_pair(storePath, result);
 }
 
