@@ -11,7 +11,7 @@ rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs)
             [&](const std::string & s) { a.str_value = s; },
             [&](const uint64_t & n) { a.kind = AttrKind::Int; a.int_value = n; },
             [&](const nix::Explicit<bool> & b) { a.kind = AttrKind::Bool; a.bool_value = b.t; },
-        }, value);
+        }, compat::resolved(value));
         out.push_back(std::move(a));
     }
     return out;

@@ -98,10 +98,69 @@ std::string fingerprintOf(const Input & input)
     return std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
 }
 
+// A snapshot's accessor: the store path's, except that reading a flake.nix
+// the snapshot does not have explains that an hf: input is not a flake.
+// (Nix evaluates an input's flake.nix through this accessor when the flake
+// input lacks `flake = false`.) Everything else passes through unchanged.
+struct SnapshotAccessor : compat::FilteringSourceAccessor
+{
+    SnapshotAccessor(ref<SourceAccessor> tree, const std::string & shown)
+        : compat::FilteringSourceAccessor(SourcePath(tree), [shown](const CanonPath &) {
+            return RestrictedPathError(
+                "'%s' is a Hugging Face Hub repository, not a flake: it has no flake.nix. "
+                "Declare the flake input with 'flake = false', e.g. inputs.NAME = { url = \"%s\"; flake = false; };",
+                shown, shown);
+        })
+    { }
+
+    bool isAllowed(const CanonPath & path) override
+    {
+        static const CanonPath flakeNix("/flake.nix");
+        return path != flakeNix || next->pathExists(path);
+    }
+};
+
+// The fetcher-cache entry that tells Nix's fetchToStore the NAR hash of the
+// tree an accessor with this fingerprint serves, so that Nix neither copies
+// nor hashes a snapshot the plugin has already put into the store.
+Cache::Key treeHashKey(const std::string & fingerprint)
+{
+    return makeSourcePathToHashCacheKey(fingerprint, ContentAddressMethod::Raw::NixArchive, CanonPath::root);
+}
+
 // What getAccessor returns for a snapshot in the store.
 std::pair<ref<SourceAccessor>, Input> fromStore(Store & store, const StorePath & path, Input locked)
 {
-    return {makeStorePathAccessor(ref<Store>(store.shared_from_this()), path), std::move(locked)};
+    auto tree = store.requireStoreObjectAccessor(path);
+    tree->setPathDisplay("«" + locked.to_string() + "»");
+    auto accessor = make_ref<SnapshotAccessor>(tree, locked.to_string());
+    accessor->fingerprint = fingerprintOf(locked);
+    return {accessor, std::move(locked)};
+}
+
+// The store path of a locked snapshot that an earlier fetch put into the
+// store, if it is still there.
+std::optional<StorePath> storedTree(Cache & cache, Store & store, const Input & locked)
+{
+    auto hit = cache.lookup(treeHashKey(fingerprintOf(locked)));
+    if (!hit)
+        return std::nullopt;
+    auto narHash = Hash::parseSRI(getStrAttr(*hit, "hash"));
+    auto path = store.makeFixedOutputPath(
+        locked.getName(), FixedOutputInfo{.method = FileIngestionMethod::NixArchive, .hash = narHash, .references = {}});
+    store.addTempRoot(path);
+    if (!store.isValidPath(path))
+        return std::nullopt;
+    return path;
+}
+
+// Where a store path's files are on this machine, for the snapshot index
+// (a daemon's store is read through the same directory).
+std::string realPathOf(Store & store, const StorePath & path)
+{
+    if (auto local = dynamic_cast<LocalFSStore *>(&store))
+        return local->toRealPath(path).string();
+    return store.printStorePath(path);
 }
 
 // What the scheme returns and flake.lock records: the commit instead of the
@@ -117,18 +176,18 @@ Input lockedInput(const Input & input, const std::string & rev, uint64_t lastMod
 
 // Partial downloads live here, under Nix's cache dir, until their snapshot
 // is in the store; an interrupted fetch resumes from them.
-Path partialRoot()
+std::string partialRoot()
 {
-    auto root = getCacheDir() + "/nix-hf/partial";
+    auto root = getCacheDir() / "nix-hf" / "partial";
     createDirs(root);
-    return root;
+    return root.string();
 }
 
 } // namespace
 
 std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
 {
-    auto cache = compat::cache(settings);
+    auto cache = settings.getCache();
     auto endpointUrl = std::string(endpoint(hfSettings.endpoint.get()));
 
     FetchRequest req;
@@ -139,7 +198,8 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     req.connections = hfSettings.connections.get();
     req.stall_timeout = hfSettings.stallTimeout.get();
     req.retries = hfSettings.retries.get();
-    req.ca_file = nix::settings.caFile.get();
+    if (auto caFile = fileTransferSettings.caFile.get())
+        req.ca_file = caFile->string();
     req.partial_root = partialRoot();
     req.known_last_modified = 0;
     // The ref's commit from an earlier fetch whose tarball-ttl has passed:
@@ -162,10 +222,9 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     // ask the Hub.
     if (!req.known_rev.empty()) {
         auto result = lockedInput(input, std::string(req.known_rev), req.known_last_modified);
-        auto key = compat::fetchToStoreKey(result.getName(), fingerprintOf(result));
-        if (auto hit = cache->lookupStorePath(key, store)) {
+        if (auto path = storedTree(*cache, store, result)) {
             debug("'%s' at %s is already in the store", input.to_string(), std::string(req.known_rev));
-            return fromStore(store, hit->storePath, result);
+            return fromStore(store, *path, result);
         }
     }
 
@@ -178,11 +237,10 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
             // Ctrl-C surfaces from Rust as an error: rethrow Nix's own.
             checkInterrupt();
             if (stale && is_unreachable(e.what())) {
-                auto key = compat::fetchToStoreKey(stale->getName(), fingerprintOf(*stale));
-                if (auto hit = cache->lookupStorePath(key, store)) {
+                if (auto path = storedTree(*cache, store, *stale)) {
                     warn("%s; using the commit %s of '%s' fetched earlier", e.what(),
                         getStrAttr(stale->attrs, "rev"), input.to_string());
-                    return fromStore(store, hit->storePath, *stale);
+                    return fromStore(store, *path, *stale);
                 }
             }
             throw Error("%s", Uncolored(std::string(e.what())));
@@ -194,7 +252,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     auto storePath = addTree(store, input.getName(), std::string(out.tree), narHash, out.nar_size);
     deletePath(std::string(out.partial_dir));
     try {
-        remember_snapshot(req, store.toRealPath(storePath), out.manifest);
+        remember_snapshot(req, realPathOf(store, storePath), out.manifest);
     } catch (rust::Error & e) {
         warn("%s", std::string(e.what()));
     }
@@ -207,9 +265,9 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     if (!input.getRev())
         cache->upsert(refKey(input, endpointUrl), Attrs{{"rev", rev}, {"lastModified", uint64_t(out.last_modified)}});
     cache->upsert(revKey(input, rev), Attrs{{"lastModified", uint64_t(out.last_modified)}});
-    // Input::fetchToStore would copy the tree into the store again; tell it
-    // the path is already there.
-    cache->upsert(compat::fetchToStoreKey(result.getName(), fingerprintOf(result)), store, {}, storePath);
+    // Nix's fetchToStore would hash the tree again (and copy it, in 2.34);
+    // tell it the hash, and so where the tree already is.
+    cache->upsert(treeHashKey(fingerprintOf(result)), {{"hash", narHash.to_string(HashFormat::SRI, true)}});
 
     printMsg(lvlTalkative, "fetched %d files (%d bytes) of '%s' at %s", out.files, out.bytes, input.to_string(), rev);
     return fromStore(store, storePath, result);
@@ -228,7 +286,7 @@ std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Sett
         return std::nullopt;
     }
     auto result(input);
-    if (auto lm = cachedLastModified(*compat::cache(settings), input, *rev))
+    if (auto lm = cachedLastModified(*settings.getCache(), input, *rev))
         result.attrs.insert_or_assign("lastModified", *lm);
     return std::make_pair(storePath, result);
 }

@@ -52,7 +52,7 @@ std::string attrString(EvalState & state, Value & v, const PosIdx pos, std::stri
 
 Input inputFromArg(EvalState & state, const PosIdx pos, Value & arg)
 {
-    auto & settings = compat::fetchSettings(state);
+    auto & settings = state.fetchSettings;
     state.forceValue(arg, pos);
     if (arg.type() != nAttrs) {
         auto s = std::string(state.forceStringNoCtx(arg, pos,
@@ -69,13 +69,13 @@ Input inputFromArg(EvalState & state, const PosIdx pos, Value & arg)
             break;
         case nList: {
             rust::Vec<rust::String> items;
-            for (auto item : compat::listItems(*attr.value))
+            for (auto item : attr.value->listView())
                 items.push_back(attrString(state, *item, attr.pos, name));
             attrs.emplace(name, std::string(encode_list(items)));
             break;
         }
         case nInt: {
-            auto n = compat::intValue(*attr.value);
+            auto n = attr.value->integer().value;
             if (n < 0)
                 state.error<EvalError>("attribute '%s' passed to builtins.fetchHuggingFace must not be negative", name)
                     .atPos(attr.pos).debugThrow();
@@ -106,22 +106,26 @@ void prim_fetchHuggingFace(EvalState & state, const PosIdx pos, Value ** args, V
 
     // A pinned snapshot already in the store or a binary cache is used as is,
     // without asking the Hub anything.
-    if (auto cached = substituteLocked(compat::fetchSettings(state), state.store, input)) {
+    if (auto cached = substituteLocked(state.fetchSettings, state.store, input)) {
         state.allowPath(cached->first);
         emitTreeAttrs(state, cached->first, cached->second, v, false, false);
         return;
     }
 
-    // The hash is checked here rather than by fetchToStore so the error reads
-    // like every other hash mismatch in Nix (exit status 102).
+    // As fetchTree does it: the evaluation's input cache, then the tree
+    // mounted in the evaluator's store (copied only once a derivation uses
+    // it, on Nix versions that mount lazily). The hash is checked here rather
+    // than by mountInput so the error reads like Nix's other hash mismatches
+    // (exit status 102), with specified and got the right way round.
     input.attrs.erase("narHash");
-    auto [storePath, locked] = input.fetchToStore(state.store);
+    auto cached = state.inputCache->getAccessor(state.fetchSettings, *state.store, input, fetchers::UseRegistries::No);
+    auto locked = cached.lockedInput;
+    auto storePath = state.mountInput(locked, input, cached.accessor);
     auto got = locked.getNarHash();
     if (specified && got != specified)
         throw Error((unsigned int) 102, "hash mismatch in Hugging Face snapshot '%s':\n  specified: %s\n       got: %s",
             input.to_string(), specified->to_string(HashFormat::SRI, true), got->to_string(HashFormat::SRI, true));
 
-    state.allowPath(storePath);
     emitTreeAttrs(state, storePath, locked, v, false, false);
 }
 
@@ -129,7 +133,13 @@ void prim_fetchHuggingFace(EvalState & state, const PosIdx pos, Value ** args, V
 
 void registerPrimOp()
 {
-    static RegisterPrimOp reg(compat::makePrimOp("__fetchHuggingFace", {"args"}, doc, prim_fetchHuggingFace));
+    static RegisterPrimOp reg(PrimOp{
+        .name = "__fetchHuggingFace",
+        .args = {"args"},
+        .arity = 1,
+        .doc = doc,
+        .impl = prim_fetchHuggingFace,
+    });
 }
 
 } // namespace nixhf

@@ -2,6 +2,8 @@
 // inputs. Parsing, checking and rendering are the Rust core's; this file only
 // moves attributes between Nix and Rust and wires the fetch into Nix's store.
 
+#include <deque>
+
 #include "glue.hh"
 #include "fetch.hh"
 
@@ -12,12 +14,12 @@ using namespace nix::fetchers;
 
 namespace {
 
-Input makeInput(const fetchers::Settings & settings, Attrs canonical, const Attrs & original)
+Input makeInput(Attrs canonical, const Attrs & original)
 {
     for (auto name : bookkeeping)
         if (auto i = original.find(name); i != original.end())
             canonical.insert_or_assign(name, i->second);
-    auto input = compat::makeInput(settings);
+    Input input;
     input.attrs = std::move(canonical);
     return input;
 }
@@ -38,31 +40,47 @@ struct HfInputScheme : InputScheme
         rust::Vec<Param> query;
         for (auto & [name, value] : url.query)
             query.push_back(Param{name, value});
-        auto attrs = fromRust(callRust([&] { return input_from_url(url.path, query, url.to_string()); }));
-        return makeInput(settings, std::move(attrs), {{"type", std::string(schemeName())}});
+        // The path as the user wrote it between the slashes, each segment
+        // already percent-decoded; the core splits it its own way.
+        auto path = url.renderPath();
+        auto attrs = fromRust(callRust([&] { return input_from_url(path, query, url.to_string()); }));
+        return makeInput(std::move(attrs), {{"type", std::string(schemeName())}});
     }
 
     std::optional<Input> inputFromAttrs(const fetchers::Settings & settings, const Attrs & attrs) const override
     {
         auto canonical = fromRust(callRust([&] { return input_from_attrs(describing(attrs)); }));
-        return makeInput(settings, std::move(canonical), attrs);
+        return makeInput(std::move(canonical), attrs);
     }
 
-    NIXHF_ALLOWED_ATTRS_TYPE allowedAttrs() const override
+    std::string schemeDescription() const override
     {
-        static const std::vector<std::string> names = [] {
-            std::vector<std::string> v;
-            for (auto & n : allowed_attrs())
-                v.emplace_back(n);
-            return v;
+        return std::string(scheme_description());
+    }
+
+    const std::map<std::string, AttributeInfo> & allowedAttrs() const override
+    {
+        // AttributeInfo holds C strings: keep copies of Rust's for good.
+        static std::deque<std::string> strings;
+        static const auto attrs = [] {
+            std::map<std::string, AttributeInfo> m;
+            for (auto & a : input_attributes()) {
+                auto & type = strings.emplace_back(a.type_name);
+                auto & doc = strings.emplace_back(a.doc);
+                m.emplace(std::string(a.name), AttributeInfo{type.c_str(), a.required, doc.c_str()});
+            }
+            return m;
         }();
-        return compat::allowedAttrs(names);
+        return attrs;
     }
 
     ParsedURL toURL(const Input & input) const override
     {
         auto parts = callRust([&] { return input_to_url(describing(input.attrs)); });
-        ParsedURL url{.scheme = std::string(schemeName()), .path = std::string(parts.path)};
+        ParsedURL url{
+            .scheme = std::string(schemeName()),
+            .path = splitString<std::vector<std::string>>(std::string(parts.path), "/"),
+        };
         for (auto & p : parts.query)
             url.query.insert_or_assign(std::string(p.name), std::string(p.value));
         return url;
@@ -85,19 +103,20 @@ struct HfInputScheme : InputScheme
         return input;
     }
 
-    std::pair<ref<SourceAccessor>, Input> getAccessor(NIXHF_GET_ACCESSOR_PARAMS) const override
+    std::pair<ref<SourceAccessor>, Input>
+    getAccessor(const fetchers::Settings & settings, Store & store, const Input & input) const override
     {
-        return fetchSnapshot(NIXHF_ACCESSOR_SETTINGS(input), NIXHF_ACCESSOR_STORE(store), input);
+        return fetchSnapshot(settings, store, input);
     }
 
-    bool isLocked(NIXHF_IS_LOCKED_PARAMS) const override
+    bool isLocked(const fetchers::Settings & settings, const Input & input) const override
     {
         // A commit pins the tree: every file is verified against the hashes
         // the Hub lists for that commit.
         return input.getRev().has_value();
     }
 
-    std::optional<std::string> getFingerprint(NIXHF_FINGERPRINT_PARAMS) const override
+    std::optional<std::string> getFingerprint(Store & store, const Input & input) const override
     {
         auto fp = std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
         if (fp.empty())

@@ -14,7 +14,7 @@ using namespace nix;
 namespace {
 
 std::optional<StorePath> moveIntoLocalStore(
-    Store & store, const std::string & name, const Path & tree, const Hash & narHash, uint64_t narSize)
+    Store & store, const std::string & name, const std::filesystem::path & tree, const Hash & narHash, uint64_t narSize)
 {
     auto local = dynamic_cast<LocalStore *>(&store);
     if (!local)
@@ -27,17 +27,17 @@ std::optional<StorePath> moveIntoLocalStore(
     if (store.isValidPath(path))
         return path;
 
-    auto realPath = local->toRealPath(store.printStorePath(path));
+    auto realPath = local->toRealPath(path);
     PathLocks lock({realPath});
     if (!store.isValidPath(path)) {
         deletePath(realPath);
         if (rename(tree.c_str(), realPath.c_str()) != 0) {
             if (errno == EXDEV)
                 return std::nullopt;
-            throw SysError("moving '%s' to '%s'", tree, realPath);
+            throw SysError("moving %s to %s", PathFmt(tree), PathFmt(realPath));
         }
-        canonicalisePathMetaData(realPath);
-        ValidPathInfo info{store, name, std::move(ca), narHash};
+        canonicalisePathMetaData(realPath, {NIX_WHEN_SUPPORT_ACLS(settings.getLocalSettings().ignoredAcls)});
+        auto info = ValidPathInfo::makeFromCA(store, name, std::move(ca), narHash);
         info.narSize = narSize;
         local->registerValidPath(info);
     }
@@ -47,17 +47,18 @@ std::optional<StorePath> moveIntoLocalStore(
 
 } // namespace
 
-StorePath addTree(Store & store, const std::string & name, const Path & tree, const Hash & narHash, uint64_t narSize)
+StorePath addTree(
+    Store & store, const std::string & name, const std::filesystem::path & tree, const Hash & narHash, uint64_t narSize)
 {
     if (auto path = moveIntoLocalStore(store, name, tree, narHash, narSize))
         return *path;
-    debug("copying '%s' into the store (it cannot be moved there)", tree);
-    auto path = store.addToStore(name, {getFSSourceAccessor(), CanonPath(tree)},
+    debug("copying %s into the store (it cannot be moved there)", PathFmt(tree));
+    auto path = store.addToStore(name, {getFSSourceAccessor(), CanonPath(tree.string())},
         ContentAddressMethod::Raw::NixArchive, HashAlgorithm::SHA256);
     auto got = store.queryPathInfo(path)->narHash;
     if (got != narHash)
-        throw Error("internal error in nix-hf (please report it): NAR hash of '%s' is %s, expected %s",
-            tree, got.to_string(HashFormat::SRI, true), narHash.to_string(HashFormat::SRI, true));
+        throw Error("internal error in nix-hf (please report it): NAR hash of %s is %s, expected %s",
+            PathFmt(tree), got.to_string(HashFormat::SRI, true), narHash.to_string(HashFormat::SRI, true));
     return path;
 }
 

@@ -33,6 +33,14 @@ mod bridge {
         value: String,
     }
 
+    /// An attribute an hf input accepts, documented (Nix's AttributeInfo).
+    struct AttrInfo {
+        name: String,
+        type_name: String,
+        required: bool,
+        doc: String,
+    }
+
     struct UrlParts {
         path: String,
         query: Vec<Param>,
@@ -100,7 +108,8 @@ mod bridge {
         /// Whether an error says the Hub could not be reached at all.
         fn is_unreachable(message: &str) -> bool;
         fn scheme_name() -> &'static str;
-        fn allowed_attrs() -> Vec<String>;
+        fn scheme_description() -> &'static str;
+        fn input_attributes() -> Vec<AttrInfo>;
         /// `path` and `query` of an `hf:` URL as Nix parsed them; `shown` is
         /// the whole URL for messages. Returns canonical attributes.
         fn input_from_url(path: &str, query: &Vec<Param>, shown: &str) -> Result<Vec<Attr>>;
@@ -114,7 +123,7 @@ mod bridge {
     }
 }
 
-pub use bridge::{Attr, AttrKind, FetchContext, FetchOutcome, FetchRequest, Param, UrlParts};
+pub use bridge::{Attr, AttrInfo, AttrKind, FetchContext, FetchOutcome, FetchRequest, Param, UrlParts};
 
 /// Runs `f`, turning a panic into an error naming it as a bug.
 fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
@@ -174,8 +183,20 @@ fn scheme_name() -> &'static str {
     spec::SCHEME
 }
 
-fn allowed_attrs() -> Vec<String> {
-    spec::ALLOWED_ATTRS.iter().map(|s| s.to_string()).collect()
+fn scheme_description() -> &'static str {
+    spec::DESCRIPTION
+}
+
+fn input_attributes() -> Vec<AttrInfo> {
+    spec::ATTRIBUTES
+        .iter()
+        .map(|a| AttrInfo {
+            name: a.name.into(),
+            type_name: a.type_name.into(),
+            required: a.required,
+            doc: a.doc.into(),
+        })
+        .collect()
 }
 
 fn input_from_url(path: &str, query: &Vec<Param>, shown: &str) -> Result<Vec<Attr>, String> {

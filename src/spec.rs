@@ -10,10 +10,35 @@ use crate::select::Selection;
 /// The input type name, used for `type = "hf"` and the `hf:` URL scheme.
 pub const SCHEME: &str = "hf";
 
-/// Attribute names an hf input accepts (besides `type`). Everything written
+/// What the scheme is, for Nix's documentation of fetchTree's input types.
+pub const DESCRIPTION: &str = "A snapshot of a Hugging Face Hub repository (model, dataset or space) at a commit, \
+every file verified against the hashes the Hub lists. URL form: `hf:[datasets/|spaces/]ORG/NAME[/REF-OR-REV]`.";
+
+/// An attribute an hf input accepts, with its Nix type and documentation.
+pub struct Attribute {
+    pub name: &'static str,
+    pub type_name: &'static str,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+/// The attributes an hf input accepts (besides `type`). Everything written
 /// to flake.lock is among them, so a lock file is always accepted back.
-pub const ALLOWED_ATTRS: &[&str] =
-    &["repo", "kind", "ref", "rev", "include", "exclude", "files", "narHash", "lastModified"];
+pub const ATTRIBUTES: &[Attribute] = &[
+    Attribute { name: "repo", type_name: "String", required: true, doc: "The repo id on the Hub: `ORG/NAME`, or a legacy one-segment id such as `gpt2`." },
+    Attribute { name: "kind", type_name: "String", required: false, doc: "`\"model\"` (the default), `\"dataset\"` or `\"space\"`." },
+    Attribute { name: "ref", type_name: "String", required: false, doc: "A branch, tag, `refs/pr/N` or `refs/convert/parquet` (default: `main`). Not with `rev`." },
+    Attribute { name: "rev", type_name: "String", required: false, doc: "A full 40-character commit id. Not with `ref`." },
+    Attribute { name: "include", type_name: "String", required: false, doc: "Comma-separated globs of the files to fetch (`*` also matches `/`; `dir/` takes everything below `dir`)." },
+    Attribute { name: "exclude", type_name: "String", required: false, doc: "Comma-separated globs of files not to fetch." },
+    Attribute { name: "files", type_name: "String", required: false, doc: "Comma-separated exact paths of files to fetch; each must exist." },
+    Attribute { name: "narHash", type_name: "String", required: false, doc: "The NAR hash of the snapshot; checked." },
+    Attribute { name: "lastModified", type_name: "Integer", required: false, doc: "The commit's date (seconds since the epoch); set when locked." },
+];
+
+fn is_attribute(name: &str) -> bool {
+    ATTRIBUTES.iter().any(|a| a.name == name)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -152,10 +177,10 @@ impl Spec {
 
     fn from_attrs_shown(attrs: &Attrs, shown: &str) -> Result<Spec, SpecError> {
         for name in attrs.keys() {
-            if name != "type" && !ALLOWED_ATTRS.contains(&name.as_str()) {
+            if name != "type" && !is_attribute(name) {
                 bad!(
                     "input '{shown}' has an unknown attribute '{name}'; hf inputs accept {}",
-                    ALLOWED_ATTRS.join(", ")
+                    ATTRIBUTES.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
                 );
             }
         }

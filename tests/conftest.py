@@ -16,7 +16,8 @@ import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(TOP, "tests")
-PLUGIN = os.environ.get("NIX_HF_PLUGIN", os.path.join(TOP, "build", "libnix-hf.so"))
+# The installed tree dev/prepare makes: the loader, and the builds beside it.
+PLUGIN = os.environ.get("NIX_HF_PLUGIN", os.path.join(TOP, "build", "plugin", "lib", "nix", "plugins", "libnix-hf.so"))
 
 sys.path.insert(0, TESTS)
 from standin import fixtures  # noqa: E402

@@ -40,6 +40,9 @@ def daemon(standin):
     os.makedirs(os.path.join(store, "nix"))
     os.makedirs("/nix", exist_ok=True)
     subprocess.run(["mount", "--bind", os.path.join(store, "nix"), "/nix"], check=True)
+    # A store that exists, as on an installed machine (Nix 2.35's daemon no
+    # longer creates /nix/store for its first client).
+    subprocess.run(["nix", "store", "info", "--store", "local"], env=env, check=True, capture_output=True)
     d = subprocess.Popen(["nix", "daemon"], env=env, stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(root, "daemon.log"), "w"))
     for _ in range(200):
