@@ -208,3 +208,15 @@ def test_moved_snapshots_are_registered_exactly_as_nix_would(nix, expected):
     assert "cannot be moved there" not in p.stderr, "the snapshot was copied, not moved, into a local store"
     partial = os.path.join(nix.env["XDG_CACHE_HOME"], "nix", "nix-hf", "partial")
     assert [n for n in os.listdir(partial) if not n.endswith(".lock")] == [], "partial data left after success"
+
+
+def test_the_tree_goes_into_the_store_once(nix):
+    """Nix neither copies nor hashes the snapshot again: not when fetchTree
+    mounts it (2.34 copies there, 2.35 hashes) nor when a derivation uses it
+    (2.35 copies a lazily mounted tree then)."""
+    expr = ('let r = builtins.fetchHuggingFace "nixhf/tiny"; in (derivation { name = "x"; system = "x86_64-linux"; '
+            'builder = "/bin/sh"; src = r; }).drvPath')
+    p = nix.run("eval", "--impure", "-vvvv", "--expr", expr)
+    lines = [l for l in p.stderr.splitlines() if "«hf:nixhf/tiny/" in l]
+    assert any("cache hit in" in l for l in lines), p.stderr
+    assert not [l for l in lines if "copying" in l or "hashing" in l], lines

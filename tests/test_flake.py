@@ -76,9 +76,6 @@ def test_update_moves_to_the_new_commit(nix, tmp_path, hub):
 
 
 def test_pinning_a_commit_in_the_url(nix, tmp_path, expected):
-    # Nix 2.26 parses --override-input before it loads plugins, so an hf: URL
-    # given there is not understood yet; writing the commit into the input's
-    # URL is the way to pin one by hand.
     first = expected[("model", "nixhf/tiny")].resolve("v1.0").sha
     d = make_flake(tmp_path, f"hf:nixhf/tiny/{first}")
     nix.run("flake", "lock", cwd=d)
@@ -102,3 +99,60 @@ def test_prefetch_prints_store_path_and_hash(nix, expected):
     assert out["locked"]["rev"] == expected[("model", "nixhf/tiny")].resolve("main").sha
     human = nix.run("flake", "prefetch", "hf:nixhf/tiny").stderr
     assert out["storePath"] in human and out["hash"] in human
+
+
+
+def test_override_input_with_an_hf_url_is_not_understood(nix, tmp_path, expected):
+    # Nix parses --override-input's flake reference while it reads the
+    # command line, before it loads plugins: an hf: URL is unknown then.
+    first = expected[("model", "nixhf/tiny")].resolve("v1.0").sha
+    d = make_flake(tmp_path, "hf:nixhf/tiny")
+    p = nix.fails("flake", "lock", "--override-input", "model", f"hf:nixhf/tiny/{first}", cwd=d)
+    assert f"input 'hf:nixhf/tiny/{first}' is unsupported" in p.stderr
+
+
+def test_override_input_through_a_registry_alias(nix, tmp_path, expected):
+    """What works instead: `flake:ALIAS[/REF-OR-REV]`, which Nix parses
+    without plugins and resolves after they load. For a non-flake input Nix
+    consults only the global registry (the flake-registry setting) and the
+    command line's, so the alias goes into a registry file named there."""
+    first = expected[("model", "nixhf/tiny")].resolve("v1.0").sha
+    d = make_flake(tmp_path, "hf:nixhf/tiny")
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"version": 2, "flakes": [
+        {"from": {"type": "indirect", "id": "hf-tiny"}, "to": {"type": "hf", "repo": "nixhf/tiny"}}]}))
+    use = ["--option", "flake-registry", str(registry)]
+    nix.run("flake", "lock", *use, "--override-input", "model", f"flake:hf-tiny/{first}", cwd=d)
+    locked = lock_of(d)["locked"]
+    assert locked["type"] == "hf" and locked["rev"] == first and "second commit" not in nix.attr(".#readme", d)
+    # For one evaluation, without touching flake.lock: the alias alone is
+    # the default branch.
+    readme = nix.run("eval", "--raw", ".#readme", *use, "--override-input", "model", "flake:hf-tiny", cwd=d).stdout
+    assert "second commit" in readme
+    assert lock_of(d)["locked"]["rev"] == first
+
+
+def test_forgetting_flake_false_is_explained(nix, tmp_path):
+    d = make_flake(tmp_path, "hf:nixhf/tiny", '{ inputs.model.url = "%s"; outputs = { self, model }: { }; }')
+    p = nix.fails("flake", "lock", cwd=d)
+    assert "'hf:nixhf/tiny/" in p.stderr and "is a Hugging Face Hub repository, not a flake" in p.stderr
+    assert "flake = false;" in p.stderr and "does not exist" not in p.stderr
+
+
+
+def test_the_eval_cache_answers_without_the_input(nix, tmp_path):
+    """A locked hf: input has a fingerprint, so Nix's eval cache serves the
+    flake's derivations the second time without touching the snapshot."""
+    d = make_flake(tmp_path, "hf:nixhf/tiny", """{
+  inputs.model = { url = "%s"; flake = false; };
+  outputs = { self, model }: {
+    pkg = derivation { name = "uses-model"; system = "x86_64-linux"; builder = "/bin/sh"; src = model; };
+  };
+}
+""")
+    nix.run("flake", "lock", cwd=d)
+    first = nix.run("path-info", "--derivation", ".#pkg", cwd=d).stdout
+    p = nix.run("path-info", "--derivation", ".#pkg", "-vvvv", cwd=d)
+    assert p.stdout == first
+    assert "using cached string attribute 'pkg.drvPath'" in p.stderr, p.stderr
+    assert "«hf:" not in p.stderr, "the snapshot was accessed although the eval cache had the answer"

@@ -1,0 +1,142 @@
+"""The loader (the file plugin-files names) in the real nix: it loads the
+build for exactly the running Nix, never another's, and when it has none,
+or the Nix is Determinate Nix, it says so in one line and nix carries on."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import PLUGIN
+
+SUPPORTED = ["2.34.8", "2.35.2"]
+
+# A stand-in for a build of another version: loading it at all (its
+# constructor runs at dlopen) leaves a file behind.
+MARKER_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void loaded(void) {
+    const char *p = getenv("NIX_HF_TEST_MARKER");
+    FILE *f = p ? fopen(p, "w") : NULL;
+    if (f) { fputs("loaded\n", f); fclose(f); }
+}
+void nix_plugin_entry(void) {}
+"""
+
+# What Determinate Nix defines beside upstream's nixVersion.
+DETERMINATE_CC = r"""
+#include <string>
+namespace nix { extern const std::string determinateNixVersion; const std::string determinateNixVersion = "3.22.2"; }
+"""
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, standin):
+    from conftest import Nix
+    n = Nix(str(tmp_path_factory.mktemp("version")), standin.url)
+    n.conf.pop("plugin-files")
+    n.write_conf()
+    return n.run("eval", "--raw", "--expr", "builtins.nixVersion").stdout
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    d = tmp_path_factory.mktemp("so")
+    (d / "marker.c").write_text(MARKER_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(d / "marker.so"), str(d / "marker.c")], check=True)
+    (d / "determinate.cc").write_text(DETERMINATE_CC)
+    subprocess.run(["g++", "-shared", "-fPIC", "-o", str(d / "determinate.so"), str(d / "determinate.cc")], check=True)
+    return d
+
+
+def own_build(version):
+    return os.path.join(os.path.dirname(os.path.dirname(PLUGIN)), "nix-hf", version, "libnix-hf.so")
+
+
+def tree(root, builds):
+    """An installed tree: the loader, and {version: file} as its builds."""
+    plugins = root / "lib" / "nix" / "plugins"
+    plugins.mkdir(parents=True)
+    shutil.copy(PLUGIN, plugins / "libnix-hf.so")
+    for version, so in builds.items():
+        d = root / "lib" / "nix" / "nix-hf" / version
+        d.mkdir(parents=True)
+        shutil.copy(so, d / "libnix-hf.so")
+    return str(plugins / "libnix-hf.so")
+
+
+def other_than(version):
+    return next(v for v in SUPPORTED + ["2.33.1"] if v != version)
+
+
+def with_loader(nix, loader, marker):
+    nix.conf["plugin-files"] = loader
+    nix.write_conf()
+    nix.env["NIX_HF_TEST_MARKER"] = str(marker)
+
+
+def test_the_build_for_the_running_nix_is_loaded_and_no_other(nix, tmp_path, running, compiled):
+    other = other_than(running)
+    loader = tree(tmp_path / "pkg", {running: own_build(running), other: compiled / "marker.so"})
+    with_loader(nix, loader, tmp_path / "marker")
+    # glibc's own account of every object the process loads.
+    trace = tmp_path / "ld-debug"
+    p = nix.run("eval", "--expr", "builtins ? fetchHuggingFace",
+                env={"LD_DEBUG": "files", "LD_DEBUG_OUTPUT": str(trace)})
+    assert p.stdout.strip() == "true" and p.stderr == "", p.stderr
+    loaded = "".join(open(os.path.join(tmp_path, f)).read() for f in os.listdir(tmp_path) if f.startswith("ld-debug"))
+    assert f"file={tmp_path}/pkg/lib/nix/nix-hf/{running}/libnix-hf.so" in loaded, "the running Nix's build is not loaded"
+    assert f"/nix-hf/{other}/" not in loaded and not (tmp_path / "marker").exists(), "another version's build was loaded"
+
+
+def test_a_nix_without_a_build_gets_one_line_and_carries_on(nix, tmp_path, running, compiled):
+    other = other_than(running)
+    loader = tree(tmp_path / "pkg", {other: compiled / "marker.so"})
+    with_loader(nix, loader, tmp_path / "marker")
+    p = nix.run("eval", "--expr", "1")
+    assert p.returncode == 0 and p.stdout.strip() == "1"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    line = lines[0]
+    assert line.startswith(f"nix-hf: no build for Nix {running} (this nix-hf has builds for Nix {other} in "), line
+    assert "remove it from plugin-files" in line and "nix.package" in line
+    assert not line.lower().startswith("warning")
+    assert not (tmp_path / "marker").exists(), "a build for another version was loaded"
+    assert nix.run("eval", "--expr", "builtins ? fetchHuggingFace").stdout.strip() == "false"
+
+
+def test_determinate_nix_is_recognised_and_left_alone(nix, tmp_path, running, compiled):
+    loader = tree(tmp_path / "pkg", {running: compiled / "marker.so"})
+    with_loader(nix, loader, tmp_path / "marker")
+    p = nix.run("eval", "--expr", "1", env={"LD_PRELOAD": str(compiled / "determinate.so")})
+    assert p.stdout.strip() == "1"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nix-hf: this is Determinate Nix 3.22.2 (Nix {running})"), p.stderr
+    assert not (tmp_path / "marker").exists(), "a build was loaded into Determinate Nix"
+
+
+def test_a_broken_build_gets_one_line(nix, tmp_path, running):
+    junk = tmp_path / "junk.so"
+    junk.write_bytes(b"not an ELF file")
+    with_loader(nix, tree(tmp_path / "pkg", {running: junk}), tmp_path / "marker")
+    p = nix.run("eval", "--expr", "1")
+    assert p.stdout.strip() == "1"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nix-hf: cannot load ") and "plugin-files" in lines[0], p.stderr
+
+
+def test_plugin_files_may_name_the_loaders_folder(nix, tmp_path, running):
+    loader = tree(tmp_path / "pkg", {running: own_build(running)})
+    nix.conf["plugin-files"] = os.path.dirname(loader)
+    nix.write_conf()
+    p = nix.run("eval", "--expr", "builtins ? fetchHuggingFace")
+    assert p.stdout.strip() == "true" and p.stderr == ""
+
+
+def test_the_loader_uses_nothing_of_nix_and_exports_one_symbol():
+    needed = subprocess.run(["readelf", "-d", PLUGIN], capture_output=True, text=True, check=True).stdout
+    assert "libnix" not in needed, needed
+    symbols = subprocess.run(["nm", "-D", "--defined-only", PLUGIN], capture_output=True, text=True, check=True).stdout
+    assert [line.split()[-1] for line in symbols.splitlines() if " T " in line] == ["nix_plugin_entry"], symbols
