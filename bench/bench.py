@@ -202,7 +202,7 @@ def main():
         requests = len(hub.requests())
         t_plain = statistics.median(timed(lambda: n3.run("eval", ".#x", cwd=plain))[0] for _ in range(5))
         rows.append(("4. re-eval of a locked, fetched input", f"{requests} requests",
-                     f"+{(t_locked - t_plain) * 1000:.0f} ms over plain nix eval ({t_plain * 1000:.0f} ms)", None,
+                     f"{(t_locked - t_plain) * 1000:+.0f} ms over plain nix eval ({t_plain * 1000:.0f} ms)", None,
                      "0 requests"))
 
         # 5. re-lock after a commit that changes only README.md
