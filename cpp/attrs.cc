@@ -17,7 +17,17 @@ rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs)
     return out;
 }
 
-const char * const bookkeeping[2] = {"type", "__final"};
+namespace {
+const char * const bookkeeping[] = {"type", "__final"};
+}
+
+nix::fetchers::Attrs withBookkeeping(nix::fetchers::Attrs canonical, const nix::fetchers::Attrs & original)
+{
+    for (auto name : bookkeeping)
+        if (auto i = original.find(name); i != original.end())
+            canonical.insert_or_assign(name, i->second);
+    return canonical;
+}
 
 rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs)
 {
@@ -40,6 +50,25 @@ nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs)
             out.insert_or_assign(name, std::string(a.str_value));
     }
     return out;
+}
+
+void throwFailure(const Failure & failure)
+{
+    auto message = std::string(failure.message);
+    switch (failure.kind) {
+    case ErrorKind::Interrupted:
+        nix::checkInterrupt();
+        throw nix::Interrupted("interrupted by the user");
+    case ErrorKind::InvalidInput:
+        // What Nix's own fetchers throw for an input they cannot use.
+        throw nix::BadURL("%s", nix::Uncolored(message));
+    case ErrorKind::CorruptData:
+        // Bytes or answers that are not what the Hub promised: Nix's exit
+        // status for a hash mismatch.
+        throw nix::Error((unsigned int) 102, "%s", nix::Uncolored(message));
+    default:
+        throw nix::Error("%s", nix::Uncolored(message));
+    }
 }
 
 } // namespace nixhf

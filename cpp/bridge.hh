@@ -12,8 +12,8 @@ class FetchContext
 {
 public:
     virtual ~FetchContext() = default;
-    // Throws once the user pressed Ctrl-C.
-    virtual void check_interrupt() const = 0;
+    // True once the user pressed Ctrl-C.
+    virtual bool interrupted() const = 0;
     virtual void progress(uint64_t done, uint64_t expected) const = 0;
     virtual void file_started(rust::Str path, uint64_t size) const = 0;
 };

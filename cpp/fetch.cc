@@ -20,17 +20,24 @@ struct HfSettings : Config
 {
     Setting<std::string> endpoint{this, "", "hf-endpoint",
         "The Hugging Face Hub to fetch from (a mirror or self-hosted hub). "
-        "Empty: `HF_ENDPOINT`, else https://huggingface.co. Not part of an input's identity."};
+        "Empty: `HF_ENDPOINT`, else https://huggingface.co. Not part of an input's identity. "
+        "Tokens from the environment (HF_TOKEN, token files) are sent only to huggingface.co and to the "
+        "Hub `HF_ENDPOINT` names; another endpoint gets a token only from an `access-tokens` entry for its host."};
 
     Setting<unsigned int> connections{this, 8, "hf-connections",
         "How many connections nix-hf opens to the Hub and its CDN at once."};
 
     Setting<unsigned int> stallTimeout{this, 30, "hf-stall-timeout",
-        "Seconds a connection may stay silent before nix-hf retries the transfer."};
+        "Seconds a connection may stay silent before nix-hf counts the attempt as failed."};
 
     Setting<unsigned int> retries{this, 6, "hf-retries",
-        "How many times nix-hf tries a request that fails for a passing reason (a dropped connection, a stall, "
-        "429, 5xx) before giving up. Waits the server asks for (Retry-After) do not count."};
+        "How many attempts nix-hf makes at each request (an API call, or an 8 MiB piece of a file) before giving "
+        "up. Failed attempts, waits the server asks for (Retry-After, RateLimit) and renewals of expired download "
+        "URLs all count."};
+
+    Setting<unsigned int> retryTime{this, 300, "hf-retry-time",
+        "Seconds from a request's first attempt after which nix-hf starts no further attempt and no further wait "
+        "(an attempt under way is bounded by hf-stall-timeout)."};
 };
 
 HfSettings hfSettings;
@@ -46,9 +53,14 @@ struct NixFetchContext : FetchContext
         : act(*logger, lvlInfo, actFileTransfer, fmt("fetching '%s'", what), Logger::Fields{what}, getCurActivity())
     { }
 
-    void check_interrupt() const override
+    bool interrupted() const override
     {
-        checkInterrupt();
+        try {
+            checkInterrupt();
+            return false;
+        } catch (Interrupted &) {
+            return true;
+        }
     }
 
     void progress(uint64_t done, uint64_t expected) const override
@@ -62,27 +74,26 @@ struct NixFetchContext : FetchContext
     }
 };
 
-std::string strAttr(const Input & input, const char * name)
+// A fetcher-cache key from the fields the core chose.
+Cache::Key cacheKey(std::string_view domain, const rust::Vec<Param> & fields)
 {
-    return maybeGetStrAttr(input.attrs, name).value_or("");
+    Attrs attrs;
+    for (auto & f : fields)
+        attrs.emplace(std::string(f.name), std::string(f.value));
+    return {domain, std::move(attrs)};
 }
 
 // Nix's fetcher cache entries. The ref's commit is kept for tarball-ttl like
-// github: refs; a commit's date never changes, so it is kept for good. The
-// endpoint is part of the ref key (a mirror may lag) but not of anything that
-// identifies content.
-Cache::Key refKey(const Input & input, const std::string & endpoint)
+// github: refs; a commit's date never changes, so it is kept for good.
+Cache::Key refKey(const Input & input)
 {
-    return {"hfRefToRev", {
-        {"kind", strAttr(input, "kind")},
-        {"repo", strAttr(input, "repo")},
-        {"ref", strAttr(input, "ref")},
-        {"endpoint", endpoint}}};
+    auto endpoint = hfSettings.endpoint.get();
+    return cacheKey("hfRefToRev", callRust([&](Failure & f) { return ref_cache_key(describing(input.attrs), endpoint, f); }));
 }
 
 Cache::Key revKey(const Input & input, const std::string & rev)
 {
-    return {"hfRevToLastModified", {{"kind", strAttr(input, "kind")}, {"repo", strAttr(input, "repo")}, {"rev", rev}}};
+    return cacheKey("hfRevToLastModified", callRust([&](Failure & f) { return rev_cache_key(describing(input.attrs), rev, f); }));
 }
 
 // A commit's date, if an earlier fetch cached it (it never changes).
@@ -93,9 +104,15 @@ std::optional<uint64_t> cachedLastModified(Cache & cache, const Input & input, c
     return std::nullopt;
 }
 
-std::string fingerprintOf(const Input & input)
+// The input at a commit, as the core builds it (the ref gone, the date
+// added), keeping Nix's bookkeeping attributes.
+Input lockedInput(const Input & input, const std::string & rev, uint64_t lastModified)
 {
-    return std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
+    auto result(input);
+    result.attrs = withBookkeeping(
+        fromRust(callRust([&](Failure & f) { return input_locked(describing(input.attrs), rev, lastModified, f); })),
+        input.attrs);
+    return result;
 }
 
 // A snapshot's accessor: the store path's, except that reading a flake.nix
@@ -163,17 +180,6 @@ std::string realPathOf(Store & store, const StorePath & path)
     return store.printStorePath(path);
 }
 
-// What the scheme returns and flake.lock records: the commit instead of the
-// ref, and the commit's date.
-Input lockedInput(const Input & input, const std::string & rev, uint64_t lastModified)
-{
-    auto result(input);
-    result.attrs.erase("ref");
-    result.attrs.insert_or_assign("rev", rev);
-    result.attrs.insert_or_assign("lastModified", lastModified);
-    return result;
-}
-
 // Partial downloads live here, under Nix's cache dir, until their snapshot
 // is in the store; an interrupted fetch resumes from them.
 std::string partialRoot()
@@ -183,13 +189,8 @@ std::string partialRoot()
     return root.string();
 }
 
-} // namespace
-
-std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
+FetchRequest makeRequest(const fetchers::Settings & settings, const Input & input)
 {
-    auto cache = settings.getCache();
-    auto endpointUrl = std::string(endpoint(hfSettings.endpoint.get()));
-
     FetchRequest req;
     req.attrs = describing(input.attrs);
     req.endpoint_setting = hfSettings.endpoint.get();
@@ -198,10 +199,25 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     req.connections = hfSettings.connections.get();
     req.stall_timeout = hfSettings.stallTimeout.get();
     req.retries = hfSettings.retries.get();
+    req.retry_time = hfSettings.retryTime.get();
     if (auto caFile = fileTransferSettings.caFile.get())
         req.ca_file = caFile->string();
     req.partial_root = partialRoot();
     req.known_last_modified = 0;
+    return req;
+}
+
+} // namespace
+
+std::string fingerprintOf(const Input & input)
+{
+    return std::string(callRust([&](Failure & f) { return input_fingerprint(describing(input.attrs), f); }));
+}
+
+std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
+{
+    auto cache = settings.getCache();
+    auto req = makeRequest(settings, input);
     // The ref's commit from an earlier fetch whose tarball-ttl has passed:
     // used, with a warning, if the Hub cannot be reached (as for github:).
     std::optional<Input> stale;
@@ -211,11 +227,11 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
             req.known_rev = rev->gitRev();
             req.known_last_modified = *lm;
         }
-    } else if (auto hit = cache->lookupWithTTL(refKey(input, endpointUrl))) {
+    } else if (auto hit = cache->lookupWithTTL(refKey(input))) {
         req.known_rev = getStrAttr(*hit, "rev");
         req.known_last_modified = getIntAttr(*hit, "lastModified");
         debug("using the cached commit %s of '%s'", req.known_rev, input.to_string());
-    } else if (auto old = cache->lookupExpired(refKey(input, endpointUrl)))
+    } else if (auto old = cache->lookupExpired(refKey(input)))
         stale = lockedInput(input, getStrAttr(old->value, "rev"), getIntAttr(old->value, "lastModified"));
 
     // The commit is known and its snapshot already in the store: nothing to
@@ -228,43 +244,42 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         }
     }
 
+    Failure failure{false, ErrorKind::Bug, {}};
     FetchOutcome out;
     {
         NixFetchContext ctx(input.to_string());
-        try {
-            out = fetch_snapshot(req, ctx);
-        } catch (rust::Error & e) {
-            // Ctrl-C surfaces from Rust as an error: rethrow Nix's own.
-            checkInterrupt();
-            if (stale && is_unreachable(e.what())) {
-                if (auto path = storedTree(*cache, store, *stale)) {
-                    warn("%s; using the commit %s of '%s' fetched earlier", e.what(),
-                        getStrAttr(stale->attrs, "rev"), input.to_string());
-                    return fromStore(store, *path, *stale);
-                }
+        out = fetch_snapshot(req, ctx, failure);
+    }
+    if (failure.failed) {
+        if (stale && failure.kind == ErrorKind::Unreachable)
+            if (auto path = storedTree(*cache, store, *stale)) {
+                warn("%s; using the commit %s of '%s' fetched earlier", std::string(failure.message),
+                    getStrAttr(stale->attrs, "rev"), input.to_string());
+                return fromStore(store, *path, *stale);
             }
-            throw Error("%s", Uncolored(std::string(e.what())));
-        }
+        throwFailure(failure);
     }
     AutoCloseFD partialLock(out.lock_fd);
-    auto rev = std::string(out.rev);
+    auto result(input);
+    result.attrs = withBookkeeping(fromRust(out.locked), input.attrs);
+    auto rev = getStrAttr(result.attrs, "rev");
+    auto lastModified = getIntAttr(result.attrs, "lastModified");
     auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);
     auto storePath = addTree(store, input.getName(), std::string(out.tree), narHash, out.nar_size);
     deletePath(std::string(out.partial_dir));
     try {
-        remember_snapshot(req, realPathOf(store, storePath), out.manifest);
-    } catch (rust::Error & e) {
-        warn("%s", std::string(e.what()));
+        callRust([&](Failure & f) { remember_snapshot(req, realPathOf(store, storePath), out.manifest, f); });
+    } catch (Error & e) {
+        // Only a later fetch's reuse of unchanged files depends on it.
+        warn("%s", e.msg());
     }
     if (out.reused_bytes)
         printMsg(lvlTalkative, "took %d bytes of '%s' from this machine instead of the network", out.reused_bytes,
             input.to_string());
 
-    auto result = lockedInput(input, rev, out.last_modified);
-
     if (!input.getRev())
-        cache->upsert(refKey(input, endpointUrl), Attrs{{"rev", rev}, {"lastModified", uint64_t(out.last_modified)}});
-    cache->upsert(revKey(input, rev), Attrs{{"lastModified", uint64_t(out.last_modified)}});
+        cache->upsert(refKey(input), Attrs{{"rev", rev}, {"lastModified", lastModified}});
+    cache->upsert(revKey(input, rev), Attrs{{"lastModified", lastModified}});
     // Nix's fetchToStore would hash the tree again (and copy it, in 2.34);
     // tell it the hash, and so where the tree already is.
     cache->upsert(treeHashKey(fingerprintOf(result)), {{"hash", narHash.to_string(HashFormat::SRI, true)}});

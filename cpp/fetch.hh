@@ -16,6 +16,10 @@ fetchSnapshot(const nix::fetchers::Settings & settings, nix::Store & store, cons
 std::optional<std::pair<nix::StorePath, nix::fetchers::Input>>
 substituteLocked(const nix::fetchers::Settings & settings, nix::ref<nix::Store> store, const nix::fetchers::Input & input);
 
+// What identifies the input's tree (kind, repo, commit, filters); empty
+// while it has no commit.
+std::string fingerprintOf(const nix::fetchers::Input & input);
+
 void registerPrimOp();
 
 } // namespace nixhf

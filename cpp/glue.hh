@@ -1,6 +1,6 @@
 #pragma once
 // Shared pieces of the C++ glue: converting attributes across the bridge and
-// turning errors from Rust into Nix errors.
+// turning the core's failures into Nix errors.
 
 #include "compat.hh"
 #include "rust/cxx.h"
@@ -15,18 +15,28 @@ nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs);
 // bookkeeping (`type`, `__final`), which Rust neither checks nor keeps.
 rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs);
 
-// Nix's bookkeeping attributes, which pass through the scheme untouched.
-extern const char * const bookkeeping[2];
+// `canonical` (from Rust) with Nix's bookkeeping attributes (`type`,
+// `__final`) as `original` had them: they pass through the core untouched.
+nix::fetchers::Attrs withBookkeeping(nix::fetchers::Attrs canonical, const nix::fetchers::Attrs & original);
 
-// Calls into Rust; a Rust error (already a complete message) becomes a Nix
+// Throws the Nix error a failure's kind calls for.
+[[noreturn]] void throwFailure(const Failure & failure);
+
+// Calls into Rust: `f` gets a Failure to fill; a failure becomes a Nix
 // error. Rust never sees a Nix exception and Nix never sees a Rust panic.
 template<typename F>
-auto callRust(F && f) -> decltype(f())
+auto callRust(F && f)
 {
-    try {
-        return f();
-    } catch (rust::Error & e) {
-        throw nix::Error("%s", nix::Uncolored(std::string(e.what())));
+    Failure failure{false, ErrorKind::Bug, {}};
+    if constexpr (std::is_void_v<decltype(f(failure))>) {
+        f(failure);
+        if (failure.failed)
+            throwFailure(failure);
+    } else {
+        auto result = f(failure);
+        if (failure.failed)
+            throwFailure(failure);
+        return result;
     }
 }
 

@@ -57,7 +57,7 @@ Input inputFromArg(EvalState & state, const PosIdx pos, Value & arg)
     if (arg.type() != nAttrs) {
         auto s = std::string(state.forceStringNoCtx(arg, pos,
             "while evaluating the argument passed to builtins.fetchHuggingFace"));
-        return Input::fromURL(settings, hasPrefix(s, "hf:") ? s : "hf:" + s);
+        return Input::fromURL(settings, std::string(primop_url(s)));
     }
     Attrs attrs{{"type", std::string("hf")}};
     for (auto & attr : *arg.attrs()) {

@@ -16,11 +16,8 @@ namespace {
 
 Input makeInput(Attrs canonical, const Attrs & original)
 {
-    for (auto name : bookkeeping)
-        if (auto i = original.find(name); i != original.end())
-            canonical.insert_or_assign(name, i->second);
     Input input;
-    input.attrs = std::move(canonical);
+    input.attrs = withBookkeeping(std::move(canonical), original);
     return input;
 }
 
@@ -28,7 +25,9 @@ struct HfInputScheme : InputScheme
 {
     std::string_view schemeName() const override
     {
-        return "hf";
+        // Static data in the core, as Nix's scheme registry needs.
+        auto name = scheme_name();
+        return {name.data(), name.size()};
     }
 
     std::optional<Input> inputFromURL(const fetchers::Settings & settings, const ParsedURL & url, bool requireTree) const override
@@ -43,13 +42,13 @@ struct HfInputScheme : InputScheme
         // The path as the user wrote it between the slashes, each segment
         // already percent-decoded; the core splits it its own way.
         auto path = url.renderPath();
-        auto attrs = fromRust(callRust([&] { return input_from_url(path, query, url.to_string()); }));
+        auto attrs = fromRust(callRust([&](Failure & f) { return input_from_url(path, query, url.to_string(), f); }));
         return makeInput(std::move(attrs), {{"type", std::string(schemeName())}});
     }
 
     std::optional<Input> inputFromAttrs(const fetchers::Settings & settings, const Attrs & attrs) const override
     {
-        auto canonical = fromRust(callRust([&] { return input_from_attrs(describing(attrs)); }));
+        auto canonical = fromRust(callRust([&](Failure & f) { return input_from_attrs(describing(attrs), f); }));
         return makeInput(std::move(canonical), attrs);
     }
 
@@ -76,7 +75,7 @@ struct HfInputScheme : InputScheme
 
     ParsedURL toURL(const Input & input) const override
     {
-        auto parts = callRust([&] { return input_to_url(describing(input.attrs)); });
+        auto parts = callRust([&](Failure & f) { return input_to_url(describing(input.attrs), f); });
         ParsedURL url{
             .scheme = std::string(schemeName()),
             .path = splitString<std::vector<std::string>>(std::string(parts.path), "/"),
@@ -89,17 +88,12 @@ struct HfInputScheme : InputScheme
     Input applyOverrides(const Input & original, std::optional<std::string> ref, std::optional<Hash> rev) const override
     {
         auto input(original);
-        if (rev && ref)
-            throw BadURL("cannot apply both a commit hash (%s) and a branch/tag name ('%s') to input '%s'",
-                rev->gitRev(), *ref, input.to_string());
-        if (rev) {
-            input.attrs.insert_or_assign("rev", rev->gitRev());
-            input.attrs.erase("ref");
-        }
-        if (ref) {
-            input.attrs.insert_or_assign("ref", *ref);
-            input.attrs.erase("rev");
-        }
+        auto gitRev = rev ? rev->gitRev() : "";
+        input.attrs = withBookkeeping(
+            fromRust(callRust([&](Failure & f) {
+                return input_with_override(describing(original.attrs), bool(ref), ref.value_or(""), bool(rev), gitRev, f);
+            })),
+            original.attrs);
         return input;
     }
 
@@ -118,7 +112,7 @@ struct HfInputScheme : InputScheme
 
     std::optional<std::string> getFingerprint(Store & store, const Input & input) const override
     {
-        auto fp = std::string(callRust([&] { return input_fingerprint(describing(input.attrs)); }));
+        auto fp = fingerprintOf(input);
         if (fp.empty())
             return std::nullopt;
         return fp;

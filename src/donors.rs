@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value as Json};
 
-use crate::hub::{Digest, FileEntry};
+use crate::base::{content_key, Digest, FileEntry};
 use crate::spec::{Kind, Spec};
 use crate::verify::Verifier;
 
@@ -23,19 +23,6 @@ pub struct Donors {
     store: BTreeMap<String, PathBuf>,
     /// The official client's blobs folder for this repo, if any.
     hf_blobs: Option<PathBuf>,
-}
-
-pub enum Donor {
-    /// A store file: immutable, may be hard-linked.
-    Store(PathBuf),
-    /// A verified copy was made from the official client's cache.
-    Copied,
-}
-
-fn key(digest: &Digest, size: u64) -> String {
-    match digest {
-        Digest::GitSha1(h) | Digest::Sha256(h) => format!("{h}-{size}"),
-    }
 }
 
 fn index_path(index_root: &Path, spec: &Spec) -> PathBuf {
@@ -90,22 +77,17 @@ impl Donors {
     /// Puts the content `digest`/`size` at `part` from a local source, if one
     /// has it. Store files are linked (or copied); the official client's
     /// blobs are copied and checked on the way.
-    pub fn provide(&self, digest: &Digest, size: u64, part: &Path) -> Option<Donor> {
-        if let Some(src) = self.store.get(&key(digest, size)) {
+    pub fn provide(&self, digest: &Digest, size: u64, part: &Path) -> bool {
+        if let Some(src) = self.store.get(&content_key(digest, size)) {
             if fs::metadata(src).map(|m| m.len() == size).unwrap_or(false) {
                 let _ = fs::remove_file(part);
                 if fs::hard_link(src, part).is_ok() || fs::copy(src, part).is_ok() {
-                    return Some(Donor::Store(src.clone()));
+                    return true;
                 }
             }
         }
-        let blob = self.hf_blobs.as_ref()?.join(match digest {
-            Digest::GitSha1(h) | Digest::Sha256(h) => h,
-        });
-        if fs::metadata(&blob).map(|m| m.len() != size).unwrap_or(true) {
-            return None;
-        }
-        copy_verified(&blob, part, digest, size).ok().map(|_| Donor::Copied)
+        let Some(blob) = self.hf_blobs.as_ref().map(|b| b.join(digest.hex())) else { return false };
+        fs::metadata(&blob).is_ok_and(|m| m.len() == size) && copy_verified(&blob, part, digest, size).is_ok()
     }
 }
 
@@ -136,7 +118,7 @@ fn copy_verified(src: &Path, dst: &Path, digest: &Digest, size: u64) -> std::io:
 /// A snapshot's files by content, to remember once it is in the store.
 pub fn manifest(files: &[FileEntry]) -> Json {
     let map: serde_json::Map<String, Json> =
-        files.iter().map(|f| (key(&f.digest, f.size), Json::String(f.path.clone()))).collect();
+        files.iter().map(|f| (f.content_key(), Json::String(f.path.clone()))).collect();
     Json::Object(map)
 }
 

@@ -1,13 +1,20 @@
 //! The one seam between the Rust core and the C++ glue. Only plain data
-//! crosses it: attributes as tagged values, strings, numbers. Every Rust
-//! entry point runs under `guard`, so a panic becomes an error the glue
-//! rethrows as a Nix error instead of unwinding into C++.
+//! crosses it: attributes as tagged values, strings, numbers, and failures
+//! as a kind and a message. Every fallible entry point fills a `Failure`
+//! (the glue throws the Nix error its kind calls for) and runs under
+//! `guard`, so a panic becomes a `Bug` instead of unwinding into C++.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::fetch::{self, Observer};
-use crate::hub::{self, Hub, HubError, Revision};
-use crate::spec::{self, Spec, SpecError};
+use crate::base::{Observer, Revision};
+use crate::error::{Error, Kind, Result};
+use crate::fetch;
+use crate::hub::{self, Hub};
+use crate::retry::Budget;
+use crate::spec::{self, Spec};
 use crate::token;
 
 #[cxx::bridge(namespace = "nixhf")]
@@ -27,7 +34,8 @@ mod bridge {
         bool_value: bool,
     }
 
-    /// A URL query parameter, already percent-decoded.
+    /// A name and a value: a URL query parameter (percent-decoded), an
+    /// access-tokens entry, a cache key's field.
     struct Param {
         name: String,
         value: String,
@@ -41,9 +49,32 @@ mod bridge {
         doc: String,
     }
 
+    #[derive(Default)]
     struct UrlParts {
         path: String,
         query: Vec<Param>,
+    }
+
+    /// What kind of failure (error::Kind): the glue picks Nix's error class
+    /// from it, and falls back to a cached commit on `Unreachable`.
+    enum ErrorKind {
+        InvalidInput,
+        NotFound,
+        AccessDenied,
+        Unreachable,
+        RateLimited,
+        CorruptData,
+        Interrupted,
+        LocalIo,
+        Bug,
+    }
+
+    /// Filled in by a call that failed; its result is then meaningless.
+    struct Failure {
+        failed: bool,
+        kind: ErrorKind,
+        /// Complete: the glue adds nothing but Nix's `error: `.
+        message: String,
     }
 
     /// What the glue knows that the core needs for a fetch.
@@ -60,17 +91,19 @@ mod bridge {
         known_rev: String,
         known_last_modified: u64,
         connections: u32,
-        /// Seconds a read or connect may wait before the transfer retries.
+        /// Seconds a read or connect may wait before the attempt fails.
         stall_timeout: u32,
-        /// Attempts per request before giving up.
+        /// A request's budget: attempts, and seconds in all.
         retries: u32,
+        retry_time: u32,
         /// Nix's ssl-cert-file: the CA certificates to trust (empty: the system's).
         ca_file: String,
     }
 
+    #[derive(Default)]
     struct FetchOutcome {
-        rev: String,
-        last_modified: u64,
+        /// The locked input's attributes (commit, date; no ref).
+        locked: Vec<Attr>,
         files: u64,
         bytes: u64,
         /// The verified snapshot, to move into the store.
@@ -91,53 +124,87 @@ mod bridge {
     unsafe extern "C++" {
         include!("bridge.hh");
         type FetchContext;
-        fn check_interrupt(self: &FetchContext) -> Result<()>;
+        fn interrupted(self: &FetchContext) -> bool;
         fn progress(self: &FetchContext, done: u64, expected: u64);
         fn file_started(self: &FetchContext, path: &str, size: u64);
     }
 
     extern "Rust" {
-        /// The endpoint a fetch uses (setting, HF_ENDPOINT, or the Hub).
-        fn endpoint(setting: &str) -> String;
-        /// Downloads and verifies the snapshot into a partial directory
-        /// under `partial_root`, returning the tree and its NAR hash.
-        fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome>;
-        /// Records that `store_path` (a real path) holds `manifest`, so later
-        /// snapshots of the repo take unchanged files from it.
-        fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Result<()>;
-        /// Whether an error says the Hub could not be reached at all.
-        fn is_unreachable(message: &str) -> bool;
         fn scheme_name() -> &'static str;
         fn scheme_description() -> &'static str;
         fn input_attributes() -> Vec<AttrInfo>;
+        /// builtins.fetchHuggingFace's string argument as an `hf:` URL.
+        fn primop_url(arg: &str) -> String;
         /// `path` and `query` of an `hf:` URL as Nix parsed them; `shown` is
         /// the whole URL for messages. Returns canonical attributes.
-        fn input_from_url(path: &str, query: &Vec<Param>, shown: &str) -> Result<Vec<Attr>>;
+        fn input_from_url(path: &str, query: &Vec<Param>, shown: &str, failure: &mut Failure) -> Vec<Attr>;
         /// Checks attributes and returns them in canonical form.
-        fn input_from_attrs(attrs: &Vec<Attr>) -> Result<Vec<Attr>>;
-        fn input_to_url(attrs: &Vec<Attr>) -> Result<UrlParts>;
+        fn input_from_attrs(attrs: &Vec<Attr>, failure: &mut Failure) -> Vec<Attr>;
+        fn input_to_url(attrs: &Vec<Attr>, failure: &mut Failure) -> UrlParts;
         /// Empty when the input has no rev yet.
-        fn input_fingerprint(attrs: &Vec<Attr>) -> Result<String>;
+        fn input_fingerprint(attrs: &Vec<Attr>, failure: &mut Failure) -> String;
+        /// A ref (`has_ref`) or a commit (`has_rev`) in place of the input's.
+        fn input_with_override(
+            attrs: &Vec<Attr>,
+            has_ref: bool,
+            reference: &str,
+            has_rev: bool,
+            rev: &str,
+            failure: &mut Failure,
+        ) -> Vec<Attr>;
+        /// The input at `rev`, dated: what the scheme returns and flake.lock records.
+        fn input_locked(attrs: &Vec<Attr>, rev: &str, last_modified: u64, failure: &mut Failure) -> Vec<Attr>;
+        /// The fetcher-cache key of the commit the input's ref points to.
+        fn ref_cache_key(attrs: &Vec<Attr>, endpoint_setting: &str, failure: &mut Failure) -> Vec<Param>;
+        /// The fetcher-cache key of a commit's date.
+        fn rev_cache_key(attrs: &Vec<Attr>, rev: &str, failure: &mut Failure) -> Vec<Param>;
         /// Joins a Nix list into the one string an attribute can hold.
         fn encode_list(items: &Vec<String>) -> String;
+        /// Downloads and verifies the snapshot into a partial directory
+        /// under `partial_root`, returning the tree and its NAR hash.
+        fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome;
+        /// Records that `store_path` (a real path) holds `manifest`, so later
+        /// snapshots of the repo take unchanged files from it.
+        fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str, failure: &mut Failure);
     }
 }
 
-pub use bridge::{Attr, AttrInfo, AttrKind, FetchContext, FetchOutcome, FetchRequest, Param, UrlParts};
+pub use bridge::{
+    Attr, AttrInfo, AttrKind, ErrorKind, Failure, FetchContext, FetchOutcome, FetchRequest, Param, UrlParts,
+};
 
-/// Runs `f`, turning a panic into an error naming it as a bug.
-fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
+impl From<Kind> for ErrorKind {
+    fn from(k: Kind) -> ErrorKind {
+        match k {
+            Kind::InvalidInput => ErrorKind::InvalidInput,
+            Kind::NotFound => ErrorKind::NotFound,
+            Kind::AccessDenied => ErrorKind::AccessDenied,
+            Kind::Unreachable => ErrorKind::Unreachable,
+            Kind::RateLimited => ErrorKind::RateLimited,
+            Kind::CorruptData => ErrorKind::CorruptData,
+            Kind::Interrupted => ErrorKind::Interrupted,
+            Kind::LocalIo => ErrorKind::LocalIo,
+            Kind::Bug => ErrorKind::Bug,
+        }
+    }
+}
+
+/// Runs `f`, reporting an error or a panic (as a bug) in `failure`.
+fn guard<T: Default>(failure: &mut Failure, f: impl FnOnce() -> Result<T>) -> T {
+    let e = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => return v,
+        Ok(Err(e)) => e,
         Err(p) => {
             let what = p
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(format!("internal error in nix-hf (please report it): {what}"))
+            Error::new(Kind::Bug, format!("internal error in nix-hf (please report it): {what}"))
         }
-    }
+    };
+    *failure = Failure { failed: true, kind: e.kind.into(), message: e.message };
+    T::default()
 }
 
 fn to_spec_attrs(attrs: &[Attr]) -> spec::Attrs {
@@ -154,29 +221,27 @@ fn to_spec_attrs(attrs: &[Attr]) -> spec::Attrs {
         .collect()
 }
 
-fn from_spec_attrs(attrs: &spec::Attrs) -> Vec<Attr> {
-    attrs
-        .iter()
+fn from_spec(spec: &Spec) -> Vec<Attr> {
+    spec.to_attrs()
+        .into_iter()
         .map(|(name, v)| {
-            let mut a = Attr {
-                name: name.clone(),
-                kind: AttrKind::Str,
-                str_value: String::new(),
-                int_value: 0,
-                bool_value: false,
-            };
+            let mut a = Attr { name, kind: AttrKind::Str, str_value: String::new(), int_value: 0, bool_value: false };
             match v {
-                spec::Value::Str(s) => a.str_value = s.clone(),
-                spec::Value::Int(n) => (a.kind, a.int_value) = (AttrKind::Int, *n),
-                spec::Value::Bool(b) => (a.kind, a.bool_value) = (AttrKind::Bool, *b),
+                spec::Value::Str(s) => a.str_value = s,
+                spec::Value::Int(n) => (a.kind, a.int_value) = (AttrKind::Int, n),
+                spec::Value::Bool(b) => (a.kind, a.bool_value) = (AttrKind::Bool, b),
             }
             a
         })
         .collect()
 }
 
-fn parse(attrs: &[Attr]) -> Result<Spec, String> {
-    Spec::from_attrs(&to_spec_attrs(attrs)).map_err(|SpecError(e)| e)
+fn params(pairs: Vec<(String, String)>) -> Vec<Param> {
+    pairs.into_iter().map(|(name, value)| Param { name, value }).collect()
+}
+
+fn parse(attrs: &[Attr]) -> Result<Spec> {
+    Spec::from_attrs(&to_spec_attrs(attrs))
 }
 
 fn scheme_name() -> &'static str {
@@ -199,40 +264,73 @@ fn input_attributes() -> Vec<AttrInfo> {
         .collect()
 }
 
-fn input_from_url(path: &str, query: &Vec<Param>, shown: &str) -> Result<Vec<Attr>, String> {
-    guard(|| {
+fn primop_url(arg: &str) -> String {
+    let prefix = format!("{}:", spec::SCHEME);
+    if arg.starts_with(&prefix) {
+        arg.to_string()
+    } else {
+        format!("{prefix}{arg}")
+    }
+}
+
+fn input_from_url(path: &str, query: &Vec<Param>, shown: &str, failure: &mut Failure) -> Vec<Attr> {
+    guard(failure, || {
         let q: Vec<(String, String)> = query.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
-        let s = Spec::from_url(path, &q, shown).map_err(|SpecError(e)| e)?;
-        Ok(from_spec_attrs(&s.to_attrs()))
+        Ok(from_spec(&Spec::from_url(path, &q, shown)?))
     })
 }
 
-fn input_from_attrs(attrs: &Vec<Attr>) -> Result<Vec<Attr>, String> {
-    guard(|| Ok(from_spec_attrs(&parse(attrs)?.to_attrs())))
+fn input_from_attrs(attrs: &Vec<Attr>, failure: &mut Failure) -> Vec<Attr> {
+    guard(failure, || Ok(from_spec(&parse(attrs)?)))
 }
 
-fn input_to_url(attrs: &Vec<Attr>) -> Result<UrlParts, String> {
-    guard(|| {
+fn input_to_url(attrs: &Vec<Attr>, failure: &mut Failure) -> UrlParts {
+    guard(failure, || {
         let (path, query) = parse(attrs)?.to_url();
-        Ok(UrlParts { path, query: query.into_iter().map(|(name, value)| Param { name, value }).collect() })
+        Ok(UrlParts { path, query: params(query) })
     })
 }
 
-fn encode_list(items: &Vec<String>) -> String {
-    crate::select::encode_list(items)
+fn input_fingerprint(attrs: &Vec<Attr>, failure: &mut Failure) -> String {
+    guard(failure, || Ok(parse(attrs)?.fingerprint().unwrap_or_default()))
 }
 
-fn input_fingerprint(attrs: &Vec<Attr>) -> Result<String, String> {
-    guard(|| Ok(parse(attrs)?.fingerprint().unwrap_or_default()))
+fn input_with_override(
+    attrs: &Vec<Attr>,
+    has_ref: bool,
+    reference: &str,
+    has_rev: bool,
+    rev: &str,
+    failure: &mut Failure,
+) -> Vec<Attr> {
+    guard(failure, || {
+        Ok(from_spec(&parse(attrs)?.with_override(has_ref.then_some(reference), has_rev.then_some(rev))?))
+    })
+}
+
+fn input_locked(attrs: &Vec<Attr>, rev: &str, last_modified: u64, failure: &mut Failure) -> Vec<Attr> {
+    guard(failure, || Ok(from_spec(&parse(attrs)?.locked(&Revision { sha: rev.to_string(), last_modified }))))
 }
 
 fn endpoint(setting: &str) -> String {
     hub::endpoint_from(setting, std::env::var("HF_ENDPOINT").ok())
 }
 
+fn ref_cache_key(attrs: &Vec<Attr>, endpoint_setting: &str, failure: &mut Failure) -> Vec<Param> {
+    guard(failure, || Ok(params(parse(attrs)?.ref_cache_key(&endpoint(endpoint_setting)))))
+}
+
+fn rev_cache_key(attrs: &Vec<Attr>, rev: &str, failure: &mut Failure) -> Vec<Param> {
+    guard(failure, || Ok(params(parse(attrs)?.rev_cache_key(rev))))
+}
+
+fn encode_list(items: &Vec<String>) -> String {
+    crate::select::encode_list(items)
+}
+
 impl Observer for FetchContext {
-    fn check_interrupt(&self) -> Result<(), String> {
-        FetchContext::check_interrupt(self).map_err(|_| fetch::INTERRUPTED.to_string())
+    fn interrupted(&self) -> bool {
+        FetchContext::interrupted(self)
     }
 
     fn progress(&self, done: u64, expected: u64) {
@@ -244,36 +342,34 @@ impl Observer for FetchContext {
     }
 }
 
-fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome, String> {
-    guard(|| {
+fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome {
+    guard(failure, || {
         let spec = parse(&req.attrs)?;
-        let endpoint = endpoint(&req.endpoint_setting);
+        let endpoint = hub::parse_endpoint(&endpoint(&req.endpoint_setting))?;
         let tokens: Vec<(String, String)> =
             req.access_tokens.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
-        let host = hub::endpoint_host(&endpoint).unwrap_or_default();
-        let token = token::find(&host, &tokens, &|k| std::env::var(k).ok());
-        let stall = std::time::Duration::from_secs(req.stall_timeout.max(1) as u64);
-        let policy = crate::retry::Policy { attempts: req.retries.max(1) };
-        let hub = std::sync::Arc::new(
-            Hub::new(&endpoint, token, stall, policy, Some(&req.ca_file)).map_err(|HubError(e)| e)?,
-        );
+        let hub = Arc::new(Hub::new(hub::Settings {
+            token: token::choose(&endpoint, &tokens, &|k| std::env::var(k).ok()),
+            endpoint,
+            stall: Duration::from_secs(req.stall_timeout.max(1) as u64),
+            budget: Budget { attempts: req.retries.max(1), time: Duration::from_secs(req.retry_time as u64) },
+            ca_file: Some(&req.ca_file),
+        })?);
         let known = (!req.known_rev.is_empty())
             .then(|| Revision { sha: req.known_rev.clone(), last_modified: req.known_last_modified });
         let request = fetch::Request {
-            spec,
             partial_root: req.partial_root.clone().into(),
             known,
             connections: req.connections as usize,
+            spec,
         };
         let out = fetch::fetch(hub, &request, ctx)?;
-        let hex = crate::verify::hex(&out.transferred.nar_sha256);
         Ok(FetchOutcome {
-            rev: out.revision.sha,
-            last_modified: out.revision.last_modified,
+            locked: from_spec(&request.spec.locked(&out.revision)),
             files: out.files as u64,
             bytes: out.bytes,
             tree: out.transferred.tree.display().to_string(),
-            nar_sha256: hex,
+            nar_sha256: crate::verify::hex(&out.transferred.nar_sha256),
             nar_size: out.transferred.nar_size,
             partial_dir: out.dir.display().to_string(),
             lock_fd: std::os::fd::IntoRawFd::into_raw_fd(out.lock),
@@ -283,17 +379,13 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext) -> Result<FetchOutcome
     })
 }
 
-fn is_unreachable(message: &str) -> bool {
-    message.starts_with(hub::UNREACHABLE)
-}
-
-fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Result<(), String> {
-    guard(|| {
+fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str, failure: &mut Failure) {
+    guard(failure, || {
         let spec = parse(&req.attrs)?;
-        let manifest = serde_json::from_str(manifest).map_err(|e| e.to_string())?;
-        let root = fetch::index_root(std::path::Path::new(&req.partial_root));
+        let manifest = serde_json::from_str(manifest).map_err(|e| Error::new(Kind::Bug, e.to_string()))?;
+        let root = fetch::index_root(Path::new(&req.partial_root));
         crate::donors::remember(&root, &spec, store_path, manifest)
-            .map_err(|e| format!("cannot update the snapshot index: {e}"))
+            .map_err(|e| Error::new(Kind::LocalIo, format!("cannot update the snapshot index: {e}")))
     })
 }
 
@@ -301,11 +393,27 @@ fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str) -> Re
 mod tests {
     use super::*;
 
+    fn blank() -> Failure {
+        Failure { failed: false, kind: ErrorKind::Bug, message: String::new() }
+    }
+
     #[test]
-    fn a_panic_becomes_an_error_not_an_unwind() {
-        let r: Result<(), String> = guard(|| panic!("boom"));
-        assert_eq!(r.unwrap_err(), "internal error in nix-hf (please report it): boom");
-        let r: Result<(), String> = guard(|| panic!("{}", String::from("formatted")));
-        assert!(r.unwrap_err().ends_with("formatted"));
+    fn a_panic_becomes_a_bug_not_an_unwind() {
+        let mut f = blank();
+        let r: String = guard(&mut f, || panic!("boom"));
+        assert!(r.is_empty() && f.failed && f.kind == ErrorKind::Bug);
+        assert_eq!(f.message, "internal error in nix-hf (please report it): boom");
+    }
+
+    #[test]
+    fn errors_cross_with_their_kind() {
+        let mut f = blank();
+        let attrs = input_from_url("org/name", &vec![], "hf:org/name", &mut f);
+        assert!(!f.failed);
+        let _ = input_with_override(&attrs, true, "main", true, &"a".repeat(40), &mut f);
+        assert!(f.failed && f.kind == ErrorKind::InvalidInput, "ref and rev exclude each other");
+        assert!(f.message.starts_with("cannot apply both a commit"));
+        assert_eq!(primop_url("org/name"), "hf:org/name");
+        assert_eq!(primop_url("hf:org/name"), "hf:org/name");
     }
 }

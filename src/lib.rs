@@ -1,16 +1,26 @@
-//! The Rust core of nix-hf: everything that is not Nix. Parsing and checking
-//! inputs (`spec`, `select`), finding tokens (`token`), talking to the Hub
-//! (`hub`), downloading and verifying snapshots (`fetch`, `verify`). The C++
-//! glue in `cpp/` reaches it only through the bridge in `ffi`.
+//! The Rust core of nix-hf: everything that is not Nix. Layers, each using
+//! only those before it:
+//!
+//! 1. `error`, `base`: what every layer shares (errors with kinds,
+//!    revisions, listed files and their digests, the observer, the stop flag);
+//! 2. `retry` (the one retry runner), `verify`, `nar`, `select`, `spec`,
+//!    `token`: pure or nearly so;
+//! 3. `hub`: HTTP to the Hub;
+//! 4. `donors` (contents already on this machine) and `download` (the
+//!    transfer engine);
+//! 5. `fetch`: a snapshot, from ref to verified tree;
+//! 6. `ffi`: the bridge to the C++ glue in `cpp/`.
 
-pub mod donors;
-pub mod download;
-pub mod fetch;
-pub mod ffi;
-pub mod hub;
-pub mod nar;
-pub mod retry;
-pub mod select;
-pub mod spec;
-pub mod token;
-pub mod verify;
+mod base;
+mod donors;
+mod download;
+mod error;
+mod fetch;
+mod ffi;
+mod hub;
+mod nar;
+mod retry;
+mod select;
+mod spec;
+mod token;
+mod verify;

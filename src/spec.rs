@@ -3,8 +3,9 @@
 //! fails fast with an error that names the input and the fix.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
+use crate::base::Revision;
+use crate::error::{fail, Error, Kind as ErrorKind, Result};
 use crate::select::Selection;
 
 /// The input type name, used for `type = "hf"` and the `hf:` URL scheme.
@@ -25,15 +26,55 @@ pub struct Attribute {
 /// The attributes an hf input accepts (besides `type`). Everything written
 /// to flake.lock is among them, so a lock file is always accepted back.
 pub const ATTRIBUTES: &[Attribute] = &[
-    Attribute { name: "repo", type_name: "String", required: true, doc: "The repo id on the Hub: `ORG/NAME`, or a legacy one-segment id such as `gpt2`." },
-    Attribute { name: "kind", type_name: "String", required: false, doc: "`\"model\"` (the default), `\"dataset\"` or `\"space\"`." },
-    Attribute { name: "ref", type_name: "String", required: false, doc: "A branch, tag, `refs/pr/N` or `refs/convert/parquet` (default: `main`). Not with `rev`." },
-    Attribute { name: "rev", type_name: "String", required: false, doc: "A full 40-character commit id. Not with `ref`." },
-    Attribute { name: "include", type_name: "String", required: false, doc: "Comma-separated globs of the files to fetch (`*` also matches `/`; `dir/` takes everything below `dir`)." },
-    Attribute { name: "exclude", type_name: "String", required: false, doc: "Comma-separated globs of files not to fetch." },
-    Attribute { name: "files", type_name: "String", required: false, doc: "Comma-separated exact paths of files to fetch; each must exist." },
+    Attribute {
+        name: "repo",
+        type_name: "String",
+        required: true,
+        doc: "The repo id on the Hub: `ORG/NAME`, or a legacy one-segment id such as `gpt2`.",
+    },
+    Attribute {
+        name: "kind",
+        type_name: "String",
+        required: false,
+        doc: "`\"model\"` (the default), `\"dataset\"` or `\"space\"`.",
+    },
+    Attribute {
+        name: "ref",
+        type_name: "String",
+        required: false,
+        doc: "A branch, tag, `refs/pr/N` or `refs/convert/parquet` (default: `main`). Not with `rev`.",
+    },
+    Attribute {
+        name: "rev",
+        type_name: "String",
+        required: false,
+        doc: "A full 40-character commit id. Not with `ref`.",
+    },
+    Attribute {
+        name: "include",
+        type_name: "String",
+        required: false,
+        doc: "Comma-separated globs of the files to fetch (`*` also matches `/`; `dir/` takes everything below `dir`).",
+    },
+    Attribute {
+        name: "exclude",
+        type_name: "String",
+        required: false,
+        doc: "Comma-separated globs of files not to fetch.",
+    },
+    Attribute {
+        name: "files",
+        type_name: "String",
+        required: false,
+        doc: "Comma-separated exact paths of files to fetch; each must exist.",
+    },
     Attribute { name: "narHash", type_name: "String", required: false, doc: "The NAR hash of the snapshot; checked." },
-    Attribute { name: "lastModified", type_name: "Integer", required: false, doc: "The commit's date (seconds since the epoch); set when locked." },
+    Attribute {
+        name: "lastModified",
+        type_name: "Integer",
+        required: false,
+        doc: "The commit's date (seconds since the epoch); set when locked.",
+    },
 ];
 
 fn is_attribute(name: &str) -> bool {
@@ -86,23 +127,6 @@ pub enum Value {
 
 pub type Attrs = BTreeMap<String, Value>;
 
-/// A user-facing error about an input: the message is complete and says
-/// what to do; the caller adds nothing but Nix's `error: `.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecError(pub String);
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SpecError {}
-
-macro_rules! bad {
-    ($($arg:tt)*) => { return Err(SpecError(format!($($arg)*))) };
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     pub kind: Kind,
@@ -119,10 +143,11 @@ impl Spec {
     /// percent-decoded: `[datasets/|spaces/|models/]ORG/NAME[/REF-OR-REV]` or a
     /// one-segment legacy id, plus query parameters. `shown` is the URL as the
     /// user wrote it, for error messages.
-    pub fn from_url(path: &str, query: &[(String, String)], shown: &str) -> Result<Spec, SpecError> {
+    pub fn from_url(path: &str, query: &[(String, String)], shown: &str) -> Result<Spec> {
         let mut segs: Vec<&str> = path.split('/').collect();
         if segs.iter().any(|s| s.is_empty()) {
-            bad!(
+            fail!(
+                InvalidInput,
                 "input '{shown}' has an empty path segment; write hf:ORG/NAME, hf:ORG/NAME/REF or hf:datasets/ORG/NAME"
             );
         }
@@ -154,12 +179,16 @@ impl Spec {
         }
         for (name, value) in query {
             if !matches!(name.as_str(), "rev" | "ref" | "include" | "exclude" | "files" | "narHash") {
-                bad!(
+                fail!(
+                InvalidInput,
                     "input '{shown}' has an unknown parameter '{name}'; hf: URLs accept rev, ref, include, exclude, files and narHash"
                 );
             }
             if attrs.contains_key(name) {
-                bad!("input '{shown}' gives '{name}' twice (in the path and as a parameter); give it once");
+                fail!(
+                    InvalidInput,
+                    "input '{shown}' gives '{name}' twice (in the path and as a parameter); give it once"
+                );
             }
             attrs.insert(name.clone(), Value::Str(value.clone()));
         }
@@ -167,7 +196,7 @@ impl Spec {
     }
 
     /// Parses an attribute set (`fetchTree { type = "hf"; … }`, flake.lock).
-    pub fn from_attrs(attrs: &Attrs) -> Result<Spec, SpecError> {
+    pub fn from_attrs(attrs: &Attrs) -> Result<Spec> {
         let shown = match attrs.get("repo") {
             Some(Value::Str(r)) => format!("{SCHEME}:{r}"),
             _ => "{ type = \"hf\"; … }".to_string(),
@@ -175,41 +204,49 @@ impl Spec {
         Spec::from_attrs_shown(attrs, &shown)
     }
 
-    fn from_attrs_shown(attrs: &Attrs, shown: &str) -> Result<Spec, SpecError> {
+    fn from_attrs_shown(attrs: &Attrs, shown: &str) -> Result<Spec> {
         for name in attrs.keys() {
             if name != "type" && !is_attribute(name) {
-                bad!(
+                fail!(
+                    InvalidInput,
                     "input '{shown}' has an unknown attribute '{name}'; hf inputs accept {}",
                     ATTRIBUTES.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
                 );
             }
         }
-        let string = |name: &str| -> Result<Option<String>, SpecError> {
+        let string = |name: &str| -> Result<Option<String>> {
             match attrs.get(name) {
                 None => Ok(None),
                 Some(Value::Str(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(SpecError(format!("input '{shown}': attribute '{name}' must be a string"))),
+                Some(_) => fail!(InvalidInput, "input '{shown}': attribute '{name}' must be a string"),
             }
         };
         let Some(repo) = string("repo")? else {
-            bad!("input '{shown}' has no 'repo'; give the Hub repo id, e.g. repo = \"mistralai/Mistral-7B-Instruct-v0.3\"");
+            fail!(InvalidInput, "input '{shown}' has no 'repo'; give the Hub repo id, e.g. repo = \"mistralai/Mistral-7B-Instruct-v0.3\"");
         };
         check_repo_id(&repo, shown)?;
         let kind = match string("kind")? {
             None => Kind::Model,
             Some(k) => match Kind::parse(&k) {
                 Some(k) => k,
-                None => bad!("input '{shown}' has unknown kind '{k}'; use \"model\", \"dataset\" or \"space\""),
+                None => fail!(
+                    InvalidInput,
+                    "input '{shown}' has unknown kind '{k}'; use \"model\", \"dataset\" or \"space\""
+                ),
             },
         };
         let reference = string("ref")?;
         let rev = string("rev")?.map(|r| r.to_ascii_lowercase());
         if reference.is_some() && rev.is_some() {
-            bad!("input '{shown}' gives both 'ref' and 'rev'; give a branch/tag as ref or a commit as rev, not both");
+            fail!(
+                InvalidInput,
+                "input '{shown}' gives both 'ref' and 'rev'; give a branch/tag as ref or a commit as rev, not both"
+            );
         }
         if let Some(r) = &rev {
             if !is_commit(r) {
-                bad!(
+                fail!(
+                    InvalidInput,
                     "input '{shown}': rev '{r}' is not a full 40-character hexadecimal commit id; \
                      use ref for branch and tag names"
                 );
@@ -220,12 +257,12 @@ impl Spec {
         }
         let selection =
             Selection::new(string("include")?.as_deref(), string("exclude")?.as_deref(), string("files")?.as_deref())
-                .map_err(|e| SpecError(format!("input '{shown}': {e}")))?;
+                .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("input '{shown}': {e}")))?;
         let nar_hash = string("narHash")?;
         let last_modified = match attrs.get("lastModified") {
             None => None,
             Some(Value::Int(n)) => Some(*n),
-            Some(_) => bad!("input '{shown}': attribute 'lastModified' must be an integer"),
+            Some(_) => fail!(InvalidInput, "input '{shown}': attribute 'lastModified' must be an integer"),
         };
         Ok(Spec { kind, repo, reference, rev, selection, nar_hash, last_modified })
     }
@@ -295,6 +332,64 @@ impl Spec {
         s
     }
 
+    /// The input once fetched: the commit instead of the ref, and the
+    /// commit's date. What the scheme returns and flake.lock records.
+    pub fn locked(&self, revision: &Revision) -> Spec {
+        let mut s = self.clone();
+        s.reference = None;
+        s.rev = Some(revision.sha.clone());
+        s.last_modified = Some(revision.last_modified);
+        s
+    }
+
+    /// A branch/tag or a commit in place of whichever the input had, as
+    /// `nix flake lock --override-input x flake:alias/REF-OR-REV` asks.
+    pub fn with_override(&self, reference: Option<&str>, rev: Option<&str>) -> Result<Spec> {
+        let shown = self.display();
+        let mut s = self.clone();
+        match (reference, rev) {
+            (Some(r), Some(c)) => fail!(
+                InvalidInput,
+                "cannot apply both a commit ({c}) and a branch or tag ('{r}') to input '{shown}'; give one"
+            ),
+            (Some(r), None) => {
+                check_ref(r, &shown)?;
+                s.reference = Some(r.to_string());
+                s.rev = None;
+            }
+            (None, Some(c)) => {
+                if !is_commit(c) {
+                    fail!(InvalidInput, "input '{shown}': '{c}' is not a full 40-character commit id");
+                }
+                s.rev = Some(c.to_ascii_lowercase());
+                s.reference = None;
+            }
+            (None, None) => {}
+        }
+        Ok(s)
+    }
+
+    /// The repo as the Hub matches it: case-insensitively.
+    fn repo_key(&self) -> String {
+        format!("{};{}", self.kind.as_str(), self.repo.to_ascii_lowercase())
+    }
+
+    /// The key of Nix's fetcher-cache entry for the commit the input's ref
+    /// points to at `endpoint` (a mirror may lag behind the Hub).
+    pub fn ref_cache_key(&self, endpoint: &str) -> Vec<(String, String)> {
+        vec![
+            ("repo".into(), self.repo_key()),
+            ("ref".into(), self.reference.clone().unwrap_or_default()),
+            ("endpoint".into(), endpoint.into()),
+        ]
+    }
+
+    /// The key of Nix's fetcher-cache entry for a commit's date, which never
+    /// changes and is the same at every endpoint.
+    pub fn rev_cache_key(&self, sha: &str) -> Vec<(String, String)> {
+        vec![("repo".into(), self.repo_key()), ("rev".into(), sha.into())]
+    }
+
     /// Keys Nix's caches: everything that decides the tree, nothing else (not
     /// the endpoint, which is where the bytes come from, not what they are).
     pub fn fingerprint(&self) -> Option<String> {
@@ -315,16 +410,17 @@ pub fn is_commit(s: &str) -> bool {
 
 /// The Hub's repo id rules: one (legacy) or two segments of letters, digits,
 /// `-`, `_`, `.`; no `--` or `..`; no `-` or `.` at either end; 96 characters.
-fn check_repo_id(repo: &str, shown: &str) -> Result<(), SpecError> {
+fn check_repo_id(repo: &str, shown: &str) -> Result<()> {
     let segs: Vec<&str> = repo.split('/').collect();
     if segs.len() > 2 || segs.iter().any(|s| s.is_empty()) {
-        bad!("input '{shown}': repo '{repo}' is not a Hub repo id; write ORG/NAME, e.g. \"mistralai/Mistral-7B-Instruct-v0.3\"");
+        fail!(InvalidInput, "input '{shown}': repo '{repo}' is not a Hub repo id; write ORG/NAME, e.g. \"mistralai/Mistral-7B-Instruct-v0.3\"");
     }
     for s in &segs {
         let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         let ok_ends = !s.starts_with(['-', '.']) && !s.ends_with(['-', '.']);
         if !ok_chars || !ok_ends || s.contains("--") || s.contains("..") || s.len() > 96 {
-            bad!(
+            fail!(
+                InvalidInput,
                 "input '{shown}': '{s}' is not a valid Hub name (letters, digits, '-', '_' and '.'; \
                  no '--' or '..'; at most 96 characters)"
             );
@@ -335,7 +431,7 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<(), SpecError> {
 
 /// Branch and tag names as git allows them, which covers `refs/pr/N` and
 /// `refs/convert/parquet`.
-fn check_ref(r: &str, shown: &str) -> Result<(), SpecError> {
+fn check_ref(r: &str, shown: &str) -> Result<()> {
     let bad_char = r.chars().any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
     if r.is_empty()
         || bad_char
@@ -345,7 +441,7 @@ fn check_ref(r: &str, shown: &str) -> Result<(), SpecError> {
         || r.ends_with('/')
         || r.ends_with(".lock")
     {
-        bad!("input '{shown}': '{r}' is not a valid branch or tag name");
+        fail!(InvalidInput, "input '{shown}': '{r}' is not a valid branch or tag name");
     }
     Ok(())
 }
@@ -354,7 +450,7 @@ fn check_ref(r: &str, shown: &str) -> Result<(), SpecError> {
 mod tests {
     use super::*;
 
-    fn url(s: &str) -> Result<Spec, SpecError> {
+    fn url(s: &str) -> Result<Spec> {
         let (path, q) = s.split_once('?').unwrap_or((s, ""));
         let query: Vec<(String, String)> = q
             .split('&')
@@ -417,7 +513,7 @@ mod tests {
 
     #[test]
     fn malformed_inputs_name_the_problem() {
-        let err = |s: &str| url(s).unwrap_err().0;
+        let err = |s: &str| url(s).unwrap_err().message;
         assert!(err("org/name?bogus=1").contains("unknown parameter 'bogus'"));
         assert!(err("org/name?rev=abc").contains("not a full 40-character"));
         assert!(err("org/name/main?rev=0123456789abcdef0123456789abcdef01234567").contains("both 'ref' and 'rev'"));
@@ -429,10 +525,10 @@ mod tests {
         let mut a = Attrs::new();
         a.insert("repo".into(), Value::Str("org/name".into()));
         a.insert("kind".into(), Value::Str("modle".into()));
-        assert!(Spec::from_attrs(&a).unwrap_err().0.contains("unknown kind 'modle'"));
+        assert!(Spec::from_attrs(&a).unwrap_err().message.contains("unknown kind 'modle'"));
         a.remove("repo");
         a.insert("kind".into(), Value::Str("model".into()));
-        assert!(Spec::from_attrs(&a).unwrap_err().0.contains("has no 'repo'"));
+        assert!(Spec::from_attrs(&a).unwrap_err().message.contains("has no 'repo'"));
     }
 }
 

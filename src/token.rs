@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use url::Url;
+
 #[derive(Clone)]
 pub struct Token {
     value: String,
@@ -33,21 +35,70 @@ impl fmt::Debug for Token {
     }
 }
 
-/// The token for the endpoint `host` (with `:port` when not the default):
-/// Nix's `access-tokens` entry for it first, since that is Nix's own way;
-/// then the official client's order: `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`,
-/// the file at `HF_TOKEN_PATH`, `$HF_HOME/token`, and
-/// `$XDG_CACHE_HOME/huggingface/token` or `~/.cache/huggingface/token`.
-/// `HF_HUB_DISABLE_IMPLICIT_TOKEN` turns off all but access-tokens.
-pub fn find(host: &str, access_tokens: &[(String, String)], env: &dyn Fn(&str) -> Option<String>) -> Option<Token> {
-    let bare_host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    for key in [host, bare_host] {
+/// The Hub that implicit tokens may go to when the user's environment names
+/// none.
+const DEFAULT_HUB: &str = "https://huggingface.co";
+
+/// Which token a fetch sends to its endpoint, or why it sends none.
+#[derive(Debug, Default)]
+pub struct Choice {
+    pub token: Option<Token>,
+    /// A token the user has but that this endpoint may not have, and how to
+    /// give it one: said when the Hub then refuses.
+    pub withheld: Option<String>,
+}
+
+/// `host` or `host:port` of an endpoint, as access-tokens entries name it.
+pub fn host_key(endpoint: &Url) -> String {
+    let host = endpoint.host_str().unwrap_or_default();
+    match endpoint.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+/// The token for requests to `endpoint`. First Nix's `access-tokens` entry
+/// for its host (`host:port` when not the default port, else `host`): an
+/// entry names where it may go. Then the tokens the official client finds
+/// (`HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, the file at `HF_TOKEN_PATH`,
+/// `$HF_HOME/token`, `$XDG_CACHE_HOME/huggingface/token` or
+/// `~/.cache/huggingface/token`), unless `HF_HUB_DISABLE_IMPLICIT_TOKEN`;
+/// those are sent only to the Hub the user's own environment names
+/// (`HF_ENDPOINT`) or to huggingface.co. An endpoint set elsewhere (the
+/// hf-endpoint setting, which a flake's nixConfig can set) gets none.
+pub fn choose(endpoint: &Url, access_tokens: &[(String, String)], env: &dyn Fn(&str) -> Option<String>) -> Choice {
+    let host = host_key(endpoint);
+    let bare_host = endpoint.host_str().unwrap_or_default();
+    for key in [host.as_str(), bare_host] {
         if let Some((_, t)) = access_tokens.iter().find(|(h, _)| h == key) {
             if let Some(t) = Token::new(t, &format!("access-tokens entry for {key}")) {
-                return Some(t);
+                return Choice { token: Some(t), withheld: None };
             }
         }
     }
+    let Some(implicit) = implicit_token(env) else { return Choice::default() };
+    let trusted = [env("HF_ENDPOINT").filter(|e| !e.is_empty()), Some(DEFAULT_HUB.to_string())]
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Url::parse(e.trim_end_matches('/')).ok())
+        .any(|u| u.origin() == endpoint.origin());
+    if trusted {
+        return Choice { token: Some(implicit), withheld: None };
+    }
+    let shown = endpoint.as_str().trim_end_matches('/');
+    Choice {
+        token: None,
+        withheld: Some(format!(
+            "the token from {} was not sent to {shown}, since tokens from the environment go only to huggingface.co \
+             and to the Hub HF_ENDPOINT names; to use a token there, add 'access-tokens = {host}=hf_…' to nix.conf",
+            implicit.source
+        )),
+    }
+}
+
+/// The token the official client would find, if the user did not turn
+/// implicit tokens off.
+fn implicit_token(env: &dyn Fn(&str) -> Option<String>) -> Option<Token> {
     if env("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false") {
         return None;
     }
@@ -68,14 +119,10 @@ pub fn find(host: &str, access_tokens: &[(String, String)], env: &dyn Fn(&str) -
     if let Some(h) = hf_home {
         files.push(h.join("token"));
     }
-    for f in files {
-        if let Ok(s) = std::fs::read_to_string(&f) {
-            if let Some(t) = Token::new(&s, &f.display().to_string()) {
-                return Some(t);
-            }
-        }
-    }
-    None
+    files.into_iter().find_map(|f| {
+        let s = std::fs::read_to_string(&f).ok()?;
+        Token::new(&s, &f.display().to_string())
+    })
 }
 
 #[cfg(test)]
@@ -88,24 +135,48 @@ mod tests {
         move |k| m.get(k).cloned()
     }
 
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
     #[test]
     fn order_follows_nix_then_the_official_client() {
         let dir = std::env::temp_dir().join(format!("nixhf-token-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("hf")).unwrap();
         std::fs::write(dir.join("hf/token"), "hf_fromfile\n").unwrap();
         let home = dir.join("hf").display().to_string();
-        let tokens = vec![("hub.example:8080".to_string(), "hf_nix".to_string())];
+        let hub = url("https://huggingface.co");
+        let tokens = vec![("huggingface.co".to_string(), "hf_nix".to_string())];
         let env = with(&[("HF_TOKEN", "hf_env"), ("HF_HOME", &home)]);
-        assert_eq!(find("hub.example:8080", &tokens, &env).unwrap().value(), "hf_nix");
-        assert_eq!(find("other.example", &tokens, &env).unwrap().value(), "hf_env");
+        assert_eq!(choose(&hub, &tokens, &env).token.unwrap().value(), "hf_nix");
+        assert_eq!(choose(&hub, &[], &env).token.unwrap().value(), "hf_env");
         let env = with(&[("HUGGING_FACE_HUB_TOKEN", "hf_old"), ("HF_HOME", &home)]);
-        assert_eq!(find("h", &[], &env).unwrap().value(), "hf_old");
+        assert_eq!(choose(&hub, &[], &env).token.unwrap().value(), "hf_old");
         let env = with(&[("HF_HOME", &home)]);
-        let t = find("h", &[], &env).unwrap();
+        let t = choose(&hub, &[], &env).token.unwrap();
         assert_eq!(t.value(), "hf_fromfile");
         assert!(!format!("{t:?}").contains("hf_fromfile"), "Debug must not show the token");
         let env = with(&[("HF_HOME", &home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"), ("HF_TOKEN", "x")]);
-        assert!(find("h", &[], &env).is_none());
+        assert!(choose(&hub, &[], &env).token.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn implicit_tokens_go_only_to_huggingface_co_and_hf_endpoint() {
+        let mirror = url("http://127.0.0.1:8080");
+        let env = with(&[("HF_TOKEN", "hf_env"), ("HF_ENDPOINT", "http://127.0.0.1:8080/")]);
+        assert_eq!(choose(&mirror, &[], &env).token.unwrap().value(), "hf_env", "the user's own HF_ENDPOINT");
+        let other = url("https://evil.example");
+        let c = choose(&other, &[], &env);
+        assert!(c.token.is_none(), "an endpoint the environment does not name gets no implicit token");
+        let note = c.withheld.unwrap();
+        assert!(note.contains("from HF_TOKEN was not sent to https://evil.example") && !note.contains("hf_env"));
+        assert!(note.contains("access-tokens = evil.example=hf_…"), "{note}");
+        let tokens = vec![("evil.example".to_string(), "hf_theirs".to_string())];
+        assert_eq!(choose(&other, &tokens, &env).token.unwrap().value(), "hf_theirs", "an entry names its host");
+        let env = with(&[("HF_TOKEN", "hf_env")]);
+        assert!(choose(&url("https://huggingface.co"), &[], &env).token.is_some());
+        assert!(choose(&url("http://huggingface.co"), &[], &env).token.is_none(), "not over plain http");
+        assert!(choose(&mirror, &[], &with(&[])).withheld.is_none(), "nothing withheld when there is no token");
     }
 }

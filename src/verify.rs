@@ -5,7 +5,7 @@
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
-use crate::hub::Digest;
+use crate::base::Digest;
 
 pub enum Verifier {
     GitSha1(Sha1, String),

@@ -1,0 +1,382 @@
+//! The engine over an in-memory source: pieces, resume, dedup, expiry,
+//! corrupt bytes, dropped connections, faults that never pass, Ctrl-C.
+//! No nix, no server, no real waiting (a simulated clock).
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use super::engine::{transfer, Job, Ranged, Source, Transferred};
+use crate::base::{Digest, FileEntry, Observer};
+use crate::error::{Error, Kind, Result};
+use crate::retry::testing::FakeClock;
+use crate::retry::{Attempt, Budget};
+use crate::verify::hex;
+
+const PIECE: u64 = 16 << 10;
+
+#[derive(Clone)]
+enum Fault {
+    /// The location has expired, `n` times.
+    Expired(usize),
+    /// Byte `at` arrives flipped, once.
+    Corrupt(u64),
+    /// The connection closes after `after` bytes, `n` times.
+    Drop { after: usize, n: usize },
+    /// 503 on every request.
+    Unavailable,
+    /// The body never ends until the test is over.
+    Hang,
+}
+
+#[derive(Default)]
+struct Mem {
+    files: BTreeMap<String, Vec<u8>>,
+    faults: Mutex<BTreeMap<String, Fault>>,
+    /// ("locate" | "range", path, start)
+    log: Mutex<Vec<(&'static str, String, u64)>>,
+    release: Arc<AtomicBool>,
+}
+
+impl Mem {
+    fn with(files: &[(&str, Vec<u8>)]) -> Mem {
+        Mem { files: files.iter().map(|(p, d)| (p.to_string(), d.clone())).collect(), ..Default::default() }
+    }
+
+    fn fault(self, path: &str, f: Fault) -> Mem {
+        self.faults.lock().unwrap().insert(path.into(), f);
+        self
+    }
+
+    fn requests(&self, kind: &str, path: &str) -> Vec<u64> {
+        self.log.lock().unwrap().iter().filter(|(k, p, _)| *k == kind && p == path).map(|r| r.2).collect()
+    }
+}
+
+struct Hanging(Arc<AtomicBool>);
+
+impl Read for Hanging {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        while !self.0.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(0)
+    }
+}
+
+impl Source for Mem {
+    fn locate(&self, path: &str) -> Attempt<Url> {
+        self.log.lock().unwrap().push(("locate", path.into(), 0));
+        Attempt::Done(Url::parse(&format!("mem:///{path}")).unwrap())
+    }
+
+    fn range(&self, _: &Url, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
+        self.log.lock().unwrap().push(("range", path.into(), start));
+        let mut data = self.files[path][start as usize..end as usize].to_vec();
+        let mut faults = self.faults.lock().unwrap();
+        match faults.get(path).cloned() {
+            Some(Fault::Expired(n)) if n > 0 => {
+                faults.insert(path.into(), Fault::Expired(n - 1));
+                return Attempt::Done(Ranged::Expired);
+            }
+            Some(Fault::Corrupt(at)) if (start..end).contains(&at) => {
+                faults.remove(path);
+                data[(at - start) as usize] ^= 0xff;
+            }
+            Some(Fault::Drop { after, n }) if n > 0 && data.len() > after => {
+                faults.insert(path.into(), Fault::Drop { after, n: n - 1 });
+                data.truncate(after);
+            }
+            Some(Fault::Unavailable) => return Attempt::retry(Kind::Unreachable, "the server answered 503"),
+            Some(Fault::Hang) => {
+                return Attempt::Done(Ranged::Body { reader: Box::new(Hanging(self.release.clone())), skip: 0 })
+            }
+            _ => {}
+        }
+        Attempt::Done(Ranged::Body { reader: Box::new(Cursor::new(data)), skip: 0 })
+    }
+}
+
+#[derive(Default)]
+struct Watcher {
+    /// Answer "interrupted" once this many bytes are reported done.
+    stop_at: Option<u64>,
+    done: Mutex<u64>,
+    files: Mutex<Vec<String>>,
+}
+
+impl Observer for Watcher {
+    fn interrupted(&self) -> bool {
+        self.stop_at.is_some_and(|at| *self.done.lock().unwrap() >= at)
+    }
+
+    fn progress(&self, done: u64, _: u64) {
+        *self.done.lock().unwrap() = done;
+    }
+
+    fn file(&self, path: &str, _: u64) {
+        self.files.lock().unwrap().push(path.into());
+    }
+}
+
+fn data(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u64 * 7919 + seed as u64 * 31 % 251) as u8).collect()
+}
+
+fn sha256(d: &[u8]) -> Digest {
+    Digest::Sha256(hex(&Sha256::digest(d)))
+}
+
+fn git_sha1(d: &[u8]) -> Digest {
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", d.len()).as_bytes());
+    h.update(d);
+    Digest::GitSha1(hex(&h.finalize()))
+}
+
+fn entries(files: &[(&str, Vec<u8>)]) -> Vec<FileEntry> {
+    files
+        .iter()
+        .map(|(p, d)| FileEntry {
+            path: p.to_string(),
+            size: d.len() as u64,
+            digest: if p.ends_with(".txt") { git_sha1(d) } else { sha256(d) },
+        })
+        .collect()
+}
+
+struct Run {
+    dir: PathBuf,
+    clock: Arc<FakeClock>,
+}
+
+impl Run {
+    fn new(name: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("nixhf-engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Run { dir, clock: Arc::new(FakeClock::default()) }
+    }
+
+    fn go(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher) -> Result<Transferred> {
+        self.go_with(source, files, obs, &|_, _, _| false)
+    }
+
+    fn go_with(
+        &self,
+        source: Arc<Mem>,
+        files: &[FileEntry],
+        obs: &Watcher,
+        reuse: &dyn Fn(&Digest, u64, &Path) -> bool,
+    ) -> Result<Transferred> {
+        let job = Job {
+            source,
+            files,
+            dir: &self.dir,
+            connections: 3,
+            piece: PIECE,
+            reuse,
+            budget: Budget { attempts: 4, time: Duration::from_secs(300) },
+            stall_secs: 30,
+            clock: self.clock.clone(),
+            shown: "hf:org/name".into(),
+        };
+        transfer(job, obs)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What `nix hash path` would say of the tree (nar.rs is checked against it).
+fn nar_of(files: &[(&str, Vec<u8>)]) -> ([u8; 32], u64) {
+    let paths: Vec<&str> = files.iter().map(|f| f.0).collect();
+    crate::nar::hash_tree(&paths, |p| {
+        let d = files.iter().find(|f| f.0 == p).unwrap().1.clone();
+        Ok((d.len() as u64, Box::new(Cursor::new(d))))
+    })
+    .unwrap()
+}
+
+fn tree(t: &Transferred, files: &[(&str, Vec<u8>)]) {
+    for (p, d) in files {
+        assert_eq!(&std::fs::read(t.tree.join(p)).unwrap(), d, "{p}");
+    }
+}
+
+fn sample() -> Vec<(&'static str, Vec<u8>)> {
+    let big = data(1, 3 * PIECE as usize + 1000);
+    vec![
+        ("weights/a.bin", big.clone()),
+        ("copy-of-a.bin", big),
+        ("README.txt", b"# readme\n".to_vec()),
+        ("empty.txt", Vec::new()),
+    ]
+}
+
+#[test]
+fn pieces_land_verified_once_each_with_nixs_nar_hash() {
+    let files = sample();
+    let run = Run::new("pieces");
+    let mem = Arc::new(Mem::with(&files));
+    let obs = Watcher::default();
+    let t = run.go(mem.clone(), &entries(&files), &obs).unwrap();
+    tree(&t, &files);
+    assert_eq!((t.nar_sha256, t.nar_size), nar_of(&files));
+    let mut starts = mem.requests("range", "copy-of-a.bin");
+    starts.sort();
+    assert_eq!(starts, [0, PIECE, 2 * PIECE, 3 * PIECE], "each piece once, from the first path of the content");
+    assert!(mem.requests("range", "weights/a.bin").is_empty(), "an identical content is fetched once");
+    assert_eq!(mem.requests("locate", "copy-of-a.bin").len(), 1, "one location per file");
+    assert!(mem.requests("range", "empty.txt").is_empty());
+    assert_eq!(*obs.done.lock().unwrap(), files[0].1.len() as u64 + 9, "progress reached the end, each content once");
+    assert!(!run.dir.join("parts").read_dir().unwrap().any(|e| e.unwrap().path().extension().unwrap() == "pieces"));
+}
+
+#[test]
+fn a_resumed_transfer_fetches_only_what_is_missing() {
+    let files = vec![("a.bin", data(2, 4 * PIECE as usize))];
+    let run = Run::new("resume");
+    let e = entries(&files);
+    let parts = run.dir.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let name = e[0].content_key();
+    // An earlier run finished pieces 0 and 2.
+    let mut part = vec![0u8; files[0].1.len()];
+    for p in [0usize, 2] {
+        let r = p * PIECE as usize..(p + 1) * PIECE as usize;
+        part[r.clone()].copy_from_slice(&files[0].1[r]);
+    }
+    std::fs::write(parts.join(format!("{name}.part")), &part).unwrap();
+    std::fs::write(parts.join(format!("{name}.pieces")), "0\n2\n").unwrap();
+    let mem = Arc::new(Mem::with(&files));
+    let t = run.go(mem.clone(), &e, &Watcher::default()).unwrap();
+    tree(&t, &files);
+    let mut starts = mem.requests("range", "a.bin");
+    starts.sort();
+    assert_eq!(starts, [PIECE, 3 * PIECE]);
+}
+
+#[test]
+fn a_resumed_piece_that_is_wrong_is_caught_and_thrown_away() {
+    let files = vec![("a.bin", data(3, 2 * PIECE as usize))];
+    let run = Run::new("badresume");
+    let e = entries(&files);
+    let parts = run.dir.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let name = e[0].content_key();
+    std::fs::write(parts.join(format!("{name}.part")), vec![0u8; files[0].1.len()]).unwrap();
+    std::fs::write(parts.join(format!("{name}.pieces")), "0\n").unwrap();
+    let err = run.go(Arc::new(Mem::with(&files)), &e, &Watcher::default()).err().unwrap();
+    assert_eq!(err.kind, Kind::CorruptData);
+    assert!(!parts.join(format!("{name}.pieces")).exists(), "the bad record is gone");
+    let t = run.go(Arc::new(Mem::with(&files)), &e, &Watcher::default()).unwrap();
+    tree(&t, &files);
+}
+
+#[test]
+fn an_expired_location_is_located_again() {
+    let files = vec![("a.bin", data(4, PIECE as usize))];
+    let run = Run::new("expired");
+    let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Expired(2)));
+    let t = run.go(mem.clone(), &entries(&files), &Watcher::default()).unwrap();
+    tree(&t, &files);
+    assert_eq!(mem.requests("locate", "a.bin").len(), 3);
+}
+
+#[test]
+fn a_location_that_keeps_expiring_ends_in_one_error() {
+    let files = vec![("a.bin", data(4, PIECE as usize))];
+    let run = Run::new("expiring");
+    let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Expired(usize::MAX)));
+    let e = run.go(mem.clone(), &entries(&files), &Watcher::default()).err().unwrap();
+    assert_eq!(e.kind, Kind::AccessDenied);
+    assert_eq!(
+        e.message,
+        format!(
+            "giving up on 'a.bin' of 'hf:org/name' (bytes 0-{}): {}; 4 attempts over 7.0 s; \
+             raise hf-retries (now 4) to try more often",
+            PIECE - 1,
+            crate::hub::EXPIRED
+        )
+    );
+    assert_eq!(mem.requests("range", "a.bin").len(), 4, "renewals count against the budget");
+}
+
+#[test]
+fn a_dropped_connection_resumes_within_the_piece() {
+    let files = vec![("a.bin", data(5, PIECE as usize))];
+    let run = Run::new("drop");
+    let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Drop { after: 5000, n: 1 }));
+    let t = run.go(mem.clone(), &entries(&files), &Watcher::default()).unwrap();
+    tree(&t, &files);
+    assert_eq!(mem.requests("range", "a.bin"), [0, 5000]);
+}
+
+#[test]
+fn corrupt_bytes_fail_naming_the_file_and_are_not_kept() {
+    let files = vec![("a.bin", data(6, 2 * PIECE as usize))];
+    let run = Run::new("corrupt");
+    let e = entries(&files);
+    let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Corrupt(PIECE + 3)));
+    let err = run.go(mem, &e, &Watcher::default()).err().unwrap();
+    assert_eq!(err.kind, Kind::CorruptData);
+    assert!(
+        err.message
+            .starts_with(&format!("'a.bin' of 'hf:org/name' is corrupt: expected sha256 {}, got ", e[0].digest.hex())),
+        "{}",
+        err.message
+    );
+    assert!(err.message.ends_with("; nothing was added to the store"));
+    let left: Vec<_> = run.dir.join("parts").read_dir().unwrap().collect();
+    assert!(left.is_empty(), "corrupt data kept for a later run");
+}
+
+#[test]
+fn a_fault_that_never_passes_ends_within_the_budget() {
+    let files = vec![("a.bin", data(7, 100))];
+    let run = Run::new("unavailable");
+    let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Unavailable));
+    let e = run.go(mem.clone(), &entries(&files), &Watcher::default()).err().unwrap();
+    assert_eq!(e.kind, Kind::Unreachable);
+    assert!(e.message.contains("the server answered 503; 4 attempts over"), "{}", e.message);
+    assert_eq!(mem.requests("range", "a.bin").len(), 4);
+    assert_eq!(run.clock.slept().len(), 3, "backed off between attempts");
+}
+
+#[test]
+fn contents_on_this_machine_are_reused() {
+    let files = sample();
+    let run = Run::new("reuse");
+    let mem = Arc::new(Mem::with(&files));
+    let big = files[0].1.clone();
+    let t = run
+        .go_with(mem.clone(), &entries(&files), &Watcher::default(), &|_, size, part| {
+            size == big.len() as u64 && std::fs::write(part, &big).is_ok()
+        })
+        .unwrap();
+    tree(&t, &files);
+    assert_eq!(t.reused_bytes, big.len() as u64);
+    assert!(mem.requests("range", "copy-of-a.bin").is_empty());
+}
+
+#[test]
+fn ctrl_c_stops_the_transfer_while_a_read_hangs() {
+    let files = vec![("a.bin", data(8, 2 * PIECE as usize)), ("b.bin", data(9, PIECE as usize))];
+    let run = Run::new("interrupt");
+    let mem = Arc::new(Mem::with(&files).fault("b.bin", Fault::Hang));
+    let obs = Watcher { stop_at: Some(1), ..Default::default() };
+    let e = run.go(mem.clone(), &entries(&files), &obs).err().unwrap();
+    assert_eq!(e, Error::interrupted());
+    mem.release.store(true, Ordering::SeqCst);
+}

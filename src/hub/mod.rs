@@ -1,0 +1,450 @@
+//! Talking to the Hub over HTTP: resolving revisions, listing trees,
+//! locating files and fetching their byte ranges. Redirects are followed by
+//! hand so the token only ever goes to the endpoint's own origin, never to
+//! a CDN. API calls run under the retry runner here; a file request is one
+//! attempt, which the download engine runs under the same runner.
+
+mod answers;
+mod messages;
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
+use serde_json::Value as Json;
+use url::Url;
+
+use crate::base::{FileEntry, Revision};
+use crate::error::{fail, Error, Kind, Result};
+use crate::retry::{self, Attempt, Budget, RealClock};
+use crate::spec::Spec;
+use crate::token::Choice;
+
+pub use messages::{read_failed, EXPIRED};
+
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// The endpoint from the plugin setting, else `HF_ENDPOINT`, else the Hub.
+pub fn endpoint_from(setting: &str, env: Option<String>) -> String {
+    let e = if !setting.is_empty() {
+        setting.to_string()
+    } else {
+        env.filter(|e| !e.is_empty()).unwrap_or(DEFAULT_ENDPOINT.into())
+    };
+    e.trim_end_matches('/').to_string()
+}
+
+/// The endpoint as a URL, or an error naming where it came from.
+pub fn parse_endpoint(endpoint: &str) -> Result<Url> {
+    match Url::parse(endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
+        _ => fail!(
+            InvalidInput,
+            "the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting"
+        ),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (and `/` when
+/// `keep_slash`): revisions travel as one segment, file paths keep theirs.
+pub fn encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// How a fetch talks to the Hub.
+pub struct Settings<'a> {
+    pub endpoint: Url,
+    pub token: Choice,
+    /// How long a connect or read may stay silent (hf-stall-timeout).
+    pub stall: Duration,
+    pub budget: Budget,
+    /// When given, the only CA certificates trusted for https (Nix's
+    /// ssl-cert-file); otherwise the system's.
+    pub ca_file: Option<&'a str>,
+}
+
+pub struct Hub {
+    endpoint: Url,
+    token: Choice,
+    client: Client,
+    budget: Budget,
+    stall: Duration,
+    clock: RealClock,
+}
+
+/// The answer to a ranged file request.
+pub enum Ranged {
+    /// Bytes to write; `skip` leading bytes are not wanted (a server that
+    /// ignored Range sends the file from its start).
+    Body { response: Response, skip: u64 },
+    /// A signed CDN URL that is no longer valid: locate the file again.
+    Expired,
+}
+
+impl Hub {
+    pub fn new(s: Settings) -> Result<Hub> {
+        let mut builder = Client::builder();
+        if let Some(f) = s.ca_file.filter(|f| !f.is_empty()) {
+            let pem = std::fs::read(f).map_err(|e| {
+                Error::new(
+                    Kind::LocalIo,
+                    format!("cannot read the CA certificates in '{f}' (ssl-cert-file, NIX_SSL_CERT_FILE or SSL_CERT_FILE): {e}"),
+                )
+            })?;
+            let Some(certs) = reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()) else {
+                fail!(InvalidInput, "'{f}' (ssl-cert-file) holds no PEM certificates")
+            };
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(s.stall)
+            // Per operation in the blocking client (each read, not the whole
+            // body): a stalled transfer fails instead of hanging.
+            .timeout(s.stall)
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .user_agent(concat!("nix-hf/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::new(Kind::Bug, format!("cannot set up HTTP: {e}")))?;
+        Ok(Hub {
+            endpoint: s.endpoint,
+            token: s.token,
+            client,
+            budget: s.budget,
+            stall: s.stall,
+            clock: RealClock::new(),
+        })
+    }
+
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    pub fn stall(&self) -> Duration {
+        self.stall
+    }
+
+    fn endpoint_str(&self) -> &str {
+        self.endpoint.as_str().trim_end_matches('/')
+    }
+
+    fn same_origin(&self, u: &Url) -> bool {
+        u.origin() == self.endpoint.origin()
+    }
+
+    /// How messages name the server behind `u`.
+    fn server_name(&self, u: &Url) -> String {
+        let origin = u.origin().ascii_serialization();
+        if self.same_origin(u) {
+            format!("the Hugging Face Hub at {origin}")
+        } else {
+            format!("the download server {origin}")
+        }
+    }
+
+    fn api_base(&self, spec: &Spec) -> String {
+        format!("{}/api/{}s/{}", self.endpoint_str(), spec.kind.as_str(), spec.repo)
+    }
+
+    fn refusal(&self, spec: &Spec, what: &str, status: u16, headers: &HeaderMap) -> Error {
+        messages::Refusal { endpoint: &self.endpoint, spec, token: &self.token, what, status, headers }.error()
+    }
+
+    /// One request, with the token only when the URL is on the endpoint's
+    /// origin. Redirects are not followed here.
+    fn send(&self, method: reqwest::Method, url: &Url, headers: &HeaderMap) -> reqwest::Result<Response> {
+        let mut req = self.client.request(method, url.clone()).headers(headers.clone());
+        if let (true, Some(t)) = (self.same_origin(url), &self.token.token) {
+            req = req.header(AUTHORIZATION, t.bearer());
+        }
+        req.send()
+    }
+
+    /// One attempt at an API call: GET following redirects by hand, the
+    /// JSON body read whole, and the next page's link (listings) kept.
+    fn api_attempt(&self, url: &str, spec: &Spec, what: &str) -> Attempt<(Json, Option<String>)> {
+        let mut url = match Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => return Attempt::Fail(Error::new(Kind::Bug, format!("bad URL {url}: {e}"))),
+        };
+        for _ in 0..10 {
+            let resp = match self.send(reqwest::Method::GET, &url, &HeaderMap::new()) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Attempt::retry(
+                        Kind::Unreachable,
+                        messages::unreachable(&self.server_name(&url), &e, self.stall.as_secs()),
+                    )
+                }
+            };
+            let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                match redirect_target(&url, &resp) {
+                    Ok(u) => url = u,
+                    Err(e) => return Attempt::Fail(e),
+                }
+                continue;
+            }
+            if let Some(kind) = retry::transient(status) {
+                return Attempt::Retry {
+                    wait: retry::server_wait(resp.headers()),
+                    why: messages::answered(&self.server_name(&url), status, resp.headers()),
+                    kind,
+                };
+            }
+            if !resp.status().is_success() {
+                return Attempt::Fail(self.refusal(spec, what, status, resp.headers()));
+            }
+            let next = next_link(resp.headers());
+            let mut body = Vec::new();
+            if let Err(e) = resp.take(256 << 20).read_to_end(&mut body) {
+                return Attempt::retry(
+                    Kind::Unreachable,
+                    format!("reading the answer from {} failed ({e})", self.server_name(&url)),
+                );
+            }
+            return match serde_json::from_slice(&body) {
+                Ok(json) => Attempt::Done((json, next)),
+                Err(e) => Attempt::Fail(Error::new(
+                    Kind::CorruptData,
+                    format!("the Hub's answer from {url} is not valid JSON: {e}"),
+                )),
+            };
+        }
+        Attempt::Fail(Error::new(Kind::CorruptData, format!("too many redirects fetching {url}")))
+    }
+
+    /// An API call under the retry runner; `asked` describes it for the
+    /// message should the budget run out.
+    fn api(
+        &self,
+        url: &str,
+        spec: &Spec,
+        what: &str,
+        asked: &str,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(Json, Option<String>)> {
+        retry::run(self.budget, &|| format!("'{}' ({asked})", spec.display()), &self.clock, cancelled, |_| {
+            self.api_attempt(url, spec, what)
+        })
+    }
+
+    /// The commit `rev` (a ref or commit; None for the default branch) points to.
+    pub fn revision(&self, spec: &Spec, rev: Option<&str>, cancelled: &dyn Fn() -> bool) -> Result<Revision> {
+        let url = match rev {
+            Some(r) => format!("{}/revision/{}", self.api_base(spec), encode(r, false)),
+            None => self.api_base(spec),
+        };
+        let what = rev.unwrap_or("main");
+        let (body, _) = self.api(&url, spec, what, &format!("resolving '{what}'"), cancelled)?;
+        answers::revision(&body, spec)
+    }
+
+    /// Every file of the tree at `sha`, across all pages, checked whole.
+    pub fn list(&self, spec: &Spec, sha: &str, cancelled: &dyn Fn() -> bool) -> Result<Vec<FileEntry>> {
+        let mut url = format!("{}/tree/{}?recursive=true&expand=false", self.api_base(spec), encode(sha, false));
+        let mut listing = answers::Listing::default();
+        let asked = format!("listing the files at {sha}");
+        loop {
+            let (page, next) = self.api(&url, spec, sha, &asked, cancelled)?;
+            listing.add_page(&page, spec)?;
+            let Some(n) = next else { break };
+            let u = self
+                .endpoint
+                .join(&n)
+                .map_err(|e| Error::new(Kind::CorruptData, format!("bad next-page link {n}: {e}")))?;
+            if !self.same_origin(&u) {
+                fail!(
+                    CorruptData,
+                    "the Hub's listing for '{}' points to another host ({n}); refusing to follow it",
+                    spec.display()
+                );
+            }
+            url = u.to_string();
+        }
+        listing.finish(spec)
+    }
+
+    /// Where the bytes of `path` at commit `sha` are served: the Hub's
+    /// answer to /resolve (a CDN URL for LFS files, the Hub's own cache for
+    /// the others). One attempt.
+    pub fn locate(&self, spec: &Spec, sha: &str, path: &str) -> Attempt<Url> {
+        let url = format!(
+            "{}/{}{}/resolve/{}/{}",
+            self.endpoint_str(),
+            spec.kind.url_prefix(),
+            spec.repo,
+            encode(sha, false),
+            encode(path, true)
+        );
+        let url = match Url::parse(&url) {
+            Ok(u) => u,
+            Err(e) => return Attempt::Fail(Error::new(Kind::Bug, format!("bad URL {url}: {e}"))),
+        };
+        let resp = match self.send(reqwest::Method::HEAD, &url, &HeaderMap::new()) {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::retry(
+                    Kind::Unreachable,
+                    messages::unreachable(&self.server_name(&url), &e, self.stall.as_secs()),
+                )
+            }
+        };
+        let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return match redirect_target(&url, &resp) {
+                Ok(u) => Attempt::Done(u),
+                Err(e) => Attempt::Fail(e),
+            };
+        }
+        if resp.status().is_success() {
+            return Attempt::Done(url);
+        }
+        if let Some(kind) = retry::transient(status) {
+            return Attempt::Retry {
+                wait: retry::server_wait(resp.headers()),
+                why: messages::answered(&self.server_name(&url), status, resp.headers()),
+                kind,
+            };
+        }
+        Attempt::Fail(self.refusal(spec, path, status, resp.headers()))
+    }
+
+    /// Bytes `[start, end)` of a located file. One attempt.
+    pub fn range(&self, url: &Url, start: u64, end: u64, spec: &Spec, path: &str) -> Attempt<Ranged> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Accept-Encoding", "identity".parse().expect("a valid header"));
+        headers.insert(RANGE, format!("bytes={start}-{}", end - 1).parse().expect("a valid header"));
+        let mut url = url.clone();
+        for _ in 0..10 {
+            let resp = match self.send(reqwest::Method::GET, &url, &headers) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Attempt::retry(
+                        Kind::Unreachable,
+                        messages::unreachable(&self.server_name(&url), &e, self.stall.as_secs()),
+                    )
+                }
+            };
+            let status = resp.status().as_u16();
+            match status {
+                206 => {
+                    let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    let first = range
+                        .strip_prefix("bytes ")
+                        .and_then(|r| r.split('-').next())
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if first != Some(start) {
+                        return Attempt::retry(
+                            Kind::CorruptData,
+                            format!("{} sent '{range}' when asked for bytes from {start}", self.server_name(&url)),
+                        );
+                    }
+                    return Attempt::Done(Ranged::Body { response: resp, skip: 0 });
+                }
+                200 => return Attempt::Done(Ranged::Body { response: resp, skip: start }),
+                301 | 302 | 303 | 307 | 308 => match redirect_target(&url, &resp) {
+                    Ok(u) => url = u,
+                    Err(e) => return Attempt::Fail(e),
+                },
+                403 if !self.same_origin(&url) => return Attempt::Done(Ranged::Expired),
+                s => {
+                    if let Some(kind) = retry::transient(s) {
+                        return Attempt::Retry {
+                            wait: retry::server_wait(resp.headers()),
+                            why: messages::answered(&self.server_name(&url), s, resp.headers()),
+                            kind,
+                        };
+                    }
+                    if s == 416 {
+                        return Attempt::Fail(Error::new(
+                            Kind::CorruptData,
+                            format!(
+                                "the server says '{path}' of '{}' is shorter than the {end} bytes the Hub lists",
+                                spec.display()
+                            ),
+                        ));
+                    }
+                    return Attempt::Fail(self.refusal(spec, path, s, resp.headers()));
+                }
+            }
+        }
+        Attempt::Fail(Error::new(
+            Kind::CorruptData,
+            format!("too many redirects fetching '{path}' of '{}'", spec.display()),
+        ))
+    }
+}
+
+fn redirect_target(from: &Url, resp: &Response) -> Result<Url> {
+    let Some(loc) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
+        fail!(CorruptData, "{from} answered {} without a Location", resp.status());
+    };
+    from.join(loc).map_err(|e| Error::new(Kind::CorruptData, format!("bad redirect from {from} to {loc}: {e}")))
+}
+
+fn next_link(h: &HeaderMap) -> Option<String> {
+    let link = h.get("Link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_keeps_revisions_in_one_segment() {
+        assert_eq!(encode("refs/pr/1", false), "refs%2Fpr%2F1");
+        assert_eq!(encode("with space/naïve#?.txt", true), "with%20space/na%C3%AFve%23%3F.txt");
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(endpoint_from("", Some("http://127.0.0.1:8080/".into())), "http://127.0.0.1:8080");
+        assert_eq!(endpoint_from("https://mirror.example", Some("http://x".into())), "https://mirror.example");
+        assert_eq!(endpoint_from("", None), DEFAULT_ENDPOINT);
+        assert!(parse_endpoint("ftp://x").unwrap_err().message.contains("not an http(s) URL"));
+    }
+
+    #[test]
+    fn next_page_links() {
+        let mut h = HeaderMap::new();
+        h.insert("Link", "<http://h/api/models/a/b/tree/x?cursor=abc>; rel=\"next\"".parse().unwrap());
+        assert_eq!(next_link(&h).as_deref(), Some("http://h/api/models/a/b/tree/x?cursor=abc"));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn links(s in "\\PC{0,40}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = s.parse() {
+                h.insert("Link", v);
+                let _ = next_link(&h);
+            }
+        }
+    }
+}
