@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import PLUGIN
+from harness import PLUGIN
 
 USER = "nixhftest"
 

@@ -3,56 +3,54 @@ against the real nix. A fault either leaves the fetch correct or fails it
 cleanly, with no store path and nothing corrupt kept for the next run."""
 
 import json
-import os
 import subprocess
-import time
 
 import pytest
 
-from test_transfer import PIECE, PIECES, SHARD, cdn_bytes, start_fetch, wait_for_cdn_bytes
+from harness import (PIECE, PIECES, SHARD, Nix, cdn_bytes, partial_files, sources, start_fetch, wait_for,
+                     wait_for_cdn_bytes)
 
 
 @pytest.fixture(scope="module")
 def clean_hash(tmp_path_factory, standin):
     """The snapshot's narHash from an undisturbed fetch."""
-    from conftest import Nix
     return Nix(str(tmp_path_factory.mktemp("clean")), standin.url).eval(PIECES)
-
-
-def sources(nix):
-    d = os.path.join(nix.store, "nix", "store")
-    return [n for n in os.listdir(d) if n.endswith("-source")] if os.path.isdir(d) else []
-
-
-def partial_files(nix):
-    root = os.path.join(nix.env["XDG_CACHE_HOME"], "nix", "nix-hf", "partial")
-    out = []
-    for d, _, names in os.walk(root):
-        out += [os.path.join(d, n) for n in names if not n.endswith(".lock")]
-    return out
 
 
 def test_dropped_connection_resumes_where_it_was(nix, hub, clean_hash):
     hub.faults({"kind": "drop", "where": "cdn", "match": "model-00001*", "after": 5_000_000, "count": 1})
     assert nix.eval(PIECES) == clean_hash
-    starts = [int(q["range"].split("=")[1].split("-")[0]) for q in hub.requests() if q["server"] == "cdn"]
+    starts = [range_start(q) for q in hub.requests() if q["server"] == "cdn"]
     assert any(s % PIECE == 5_000_000 for s in starts), "the dropped piece was not resumed mid-way"
     assert cdn_bytes(hub) == 2 * SHARD, "bytes were fetched twice"
 
 
+def range_start(q):
+    return int(q["range"].split("=")[1].split("-")[0])
+
+
 def test_stalled_transfer_times_out_and_retries(nix, hub, clean_hash):
-    hub.faults({"kind": "stall", "where": "cdn", "after": 1_000_000, "seconds": 120, "count": 1})
-    t = time.monotonic()
+    hub.faults({"kind": "stall", "where": "cdn", "after": 1_000_000, "seconds": 5, "count": 1})
     assert nix.eval(PIECES, "--option", "hf-stall-timeout", "2") == clean_hash
-    assert time.monotonic() - t < 30
+    # The stand-in logs the stalled request once it hangs up, after its stall.
+    stalled = lambda: [q for q in hub.requests() if q["server"] == "cdn" and q["bytes"] == 1_000_000]
+    wait_for("the stalled request in the stand-in's log", lambda: stalled())
+    cdn = [q for q in hub.requests() if q["server"] == "cdn"]
+    stalled = stalled()
+    assert len(stalled) == 1
+    assert any(q["path"] == stalled[0]["path"] and range_start(q) == range_start(stalled[0]) + 1_000_000 for q in cdn), \
+        "the stalled piece was not resumed where it stopped"
 
 
-def test_rate_limits_are_waited_out_as_told(nix, hub, clean_hash):
-    hub.faults({"kind": "status", "status": 429, "retry_after": 2, "where": "api", "count": 1},
-               {"kind": "status", "status": 429, "retry_after": 2, "where": "cdn", "count": 1})
-    t = time.monotonic()
-    assert nix.eval(PIECES, "--option", "hf-retries", "1") == clean_hash, "waiting as told is not a failed attempt"
-    assert time.monotonic() - t >= 3.5
+def test_rate_limits_are_waited_out(nix, hub, clean_hash):
+    # How long nix-hf waits (as Retry-After says, counted against the
+    # budget) is checked by the retry runner's unit tests on a simulated
+    # clock; here, that a 429 on the API and on the CDN is survived.
+    hub.faults({"kind": "status", "status": 429, "retry_after": 1, "where": "api", "count": 1},
+               {"kind": "status", "status": 429, "retry_after": 1, "where": "cdn", "count": 1})
+    assert nix.eval(PIECES) == clean_hash
+    statuses = [q["status"] for q in hub.requests() if q["server"] == "hub" and "/api/" in q["path"]]
+    assert statuses[:2] == [429, 200]
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -60,15 +58,6 @@ def test_server_errors_are_retried(nix, hub, clean_hash, status):
     hub.faults({"kind": "status", "status": status, "where": "api", "count": 2},
                {"kind": "status", "status": status, "where": "cdn", "count": 2})
     assert nix.eval(PIECES) == clean_hash
-
-
-def test_persistent_server_errors_end_in_a_clear_error(nix, hub):
-    hub.faults({"kind": "status", "status": 503, "where": "api"})
-    t = time.monotonic()
-    p = nix.fails("eval", "--impure", "--expr", PIECES, "--option", "hf-retries", "3")
-    assert "the Hub answered 503 for 'hf:nixhf/pieces'" in p.stderr and "(tried 3 times)" in p.stderr
-    assert time.monotonic() - t < 15
-    assert sources(nix) == []
 
 
 def test_expired_download_url_is_resolved_again(nix, hub, clean_hash):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import files_of, tree_of
+from harness import Nix, files_of, tree_of
 
 
 def fetch_tree(nix, arg, impure=True):
@@ -119,7 +119,6 @@ def test_wrong_narHash_fails_with_102(nix):
 
 
 def test_same_content_same_store_path_everywhere(nix, tmp_path, standin):
-    from conftest import Nix
     other = Nix(str(tmp_path / "other-machine"), standin.url)
     a = nix.eval('(builtins.fetchTree "hf:nixhf/tiny").outPath')
     b = other.eval('(builtins.fetchTree "hf:nixhf/tiny").outPath')

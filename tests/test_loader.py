@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PLUGIN
+from harness import PLUGIN, Nix
 
 SUPPORTED = ["2.34.8", "2.35.2"]
 
@@ -34,7 +34,6 @@ namespace nix { extern const std::string determinateNixVersion; const std::strin
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, standin):
-    from conftest import Nix
     n = Nix(str(tmp_path_factory.mktemp("version")), standin.url)
     n.conf.pop("plugin-files")
     n.write_conf()

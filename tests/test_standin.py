@@ -8,14 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from conftest import files_of, tree_of
+from harness import files_of, tree_of
 from standin.fixtures import ALICE_TOKEN, BOB_TOKEN, MINILM_ID, minilm_dir
 
 CLIENT = r"""
@@ -227,10 +226,8 @@ def test_fault_drop_and_stall_cut_the_body_short(hub):
     status, h, body = get(loc)
     assert status == 200 and len(body) == 100000 < int(h["Content-Length"])
     assert len(get(loc)[2]) == int(h["Content-Length"]), "count=1 fires once"
-    hub.faults({"kind": "stall", "where": "cdn", "after": 5000, "seconds": 1.5, "count": 1})
-    t = time.monotonic()
-    body = get(loc)[2]
-    assert len(body) == 5000 and time.monotonic() - t >= 1.4
+    hub.faults({"kind": "stall", "where": "cdn", "after": 5000, "seconds": 0.1, "count": 1})
+    assert len(get(loc)[2]) == 5000
 
 
 def test_fault_status_codes_and_retry_after(hub):
@@ -256,15 +253,6 @@ def test_fault_wrong_bytes_ignored_range_and_expiry(hub, expected):
     assert get(loc)[0] == 403 and get(loc)[0] == 200
 
 
-def test_bandwidth_cap_per_connection(hub):
-    hub.settings(cdn_rate=1_000_000)
-    loc = lfs_location(hub)["Location"]
-    t = time.monotonic()
-    body = get(loc)[2]
-    took = time.monotonic() - t
-    assert len(body) > 3_000_000 and took >= 2.5, f"{len(body)} bytes in {took:.2f}s at a 1 MB/s cap"
-
-
 def test_new_commits_move_the_branch(hub):
     before = json.loads(get(f"{hub.url}/api/models/nixhf/many-files")[2])["sha"]
     hub.commit("nixhf/many-files", {"README.md": "changed\n"})
@@ -272,14 +260,3 @@ def test_new_commits_move_the_branch(hub):
     assert before != after
     status, _, body = get(f"{hub.url}/api/models/nixhf/many-files/revision/{before}")
     assert status == 200 and json.loads(body)["sha"] == before
-
-
-def test_uncapped_throughput(hub):
-    """Prints the stand-in's loopback speed on a 1 GiB file (it must never be
-    what a benchmark measures); the figure is reported, not asserted."""
-    h = lfs_location(hub, "nixhf/throughput", "model-00001-of-00001.safetensors")
-    p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", h["Location"]],
-                       capture_output=True, text=True, check=True)
-    size, took = p.stdout.split()
-    print(f"\nstand-in uncapped: {int(size) / float(took) / 1e9:.2f} GB/s ({int(size) >> 20} MiB, curl, loopback)")
-    assert int(size) == int(h["X-Linked-Size"]) == 1 << 30

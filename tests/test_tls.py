@@ -3,7 +3,7 @@ about (ssl-cert-file, NIX_SSL_CERT_FILE, SSL_CERT_FILE) is the one trusted."""
 
 import pytest
 
-from conftest import Nix, Standin
+from harness import Nix, Standin
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,208 @@
+"""The test harness, shared by the tests (through conftest.py's fixtures)
+and by bench/: the Hub stand-in as a separate process on loopback, a `nix`
+runner that loads the freshly built plugin into the real nix with an
+isolated store, configuration and caches, and helpers that wait on events
+(the stand-in's request log, files) rather than on time."""
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(TOP, "tests")
+# The installed tree dev/prepare makes: the loader, and the builds beside it.
+PLUGIN = os.environ.get("NIX_HF_PLUGIN", os.path.join(TOP, "build", "plugin", "lib", "nix", "plugins", "libnix-hf.so"))
+
+
+
+class Standin:
+    """A running stand-in: its URLs and its admin switches."""
+
+    def __init__(self, workdir, extra_args=()):
+        self.workdir = workdir
+        ready = os.path.join(workdir, "ready.json")
+        self.log_path = os.path.join(workdir, "requests.jsonl")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "standin", "--ready-file", ready, "--log-file", self.log_path, *extra_args],
+            cwd=TESTS, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "standin.err"), "w"),
+        )
+        err = os.path.join(workdir, "standin.err")
+        wait_for("the stand-in to listen", lambda: os.path.exists(ready) or self.proc.poll() is not None)
+        if not os.path.exists(ready):
+            raise RuntimeError("stand-in did not start: " + open(err).read())
+        info = json.load(open(ready))
+        self.url, self.cdn = info["hub"], info["cdn"]
+
+    def admin(self, what, data=None, method=None):
+        body = None if data is None else json.dumps(data).encode()
+        req = urllib.request.Request(f"{self.url}/_standin/{what}", data=body,
+                                     method=method or ("POST" if body is not None else "GET"))
+        # The harness talking to its own server: an https stand-in's throwaway
+        # CA is what the plugin is tested with, not what this checks.
+        with urllib.request.urlopen(req, context=ssl._create_unverified_context()) as r:
+            return json.load(r)
+
+    def faults(self, *rules):
+        return self.admin("faults", list(rules))
+
+    def settings(self, **kw):
+        return self.admin("settings", kw)
+
+    def requests(self):
+        return self.admin("log")
+
+    def clear_log(self):
+        self.admin("log", method="DELETE")
+
+    def commit(self, repo, files, branch="main", kind="model", message="update"):
+        return self.admin("commit", {"repo": repo, "kind": kind, "branch": branch, "files": files, "message": message})
+
+    def reset(self):
+        self.admin("faults", method="DELETE")
+        self.settings(url_ttl=3600, cdn_rate=0, page_size=1000)
+        self.clear_log()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Nix:
+    """Runs the real nix with the plugin loaded, against its own store,
+    configuration, home and caches (nothing from the machine leaks in)."""
+
+    def __init__(self, root, endpoint):
+        self.root = root
+        self.home = os.path.join(root, "home")
+        self.store = os.path.join(root, "store")
+        self.conf_dir = os.path.join(root, "etc")
+        os.makedirs(self.home, exist_ok=True)
+        os.makedirs(self.conf_dir, exist_ok=True)
+        self.conf = {
+            "plugin-files": PLUGIN,
+            "experimental-features": "nix-command flakes",
+            "build-users-group": "",
+            "substituters": "",
+            "flake-registry": "",
+            "sandbox": "false",
+            "store": self.store,
+        }
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": self.home,
+            "XDG_CACHE_HOME": os.path.join(self.home, ".cache"),
+            "XDG_CONFIG_HOME": os.path.join(self.home, ".config"),
+            "XDG_DATA_HOME": os.path.join(self.home, ".local/share"),
+            "NIX_CONF_DIR": self.conf_dir,
+            "HF_ENDPOINT": endpoint,
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+        }
+        self.write_conf()
+
+    def write_conf(self):
+        with open(os.path.join(self.conf_dir, "nix.conf"), "w") as f:
+            for k, v in self.conf.items():
+                f.write(f"{k} = {v}\n")
+
+    def run(self, *args, check=True, env=None, cwd=None, input=None, timeout=600):
+        e = dict(self.env)
+        e.update(env or {})
+        p = subprocess.run(["nix", *args], env=e, cwd=cwd, input=input, capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"nix {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+        return p
+
+    def eval(self, expr, *extra, impure=True, **kw):
+        args = ["eval", "--json", *(["--impure"] if impure else []), "--expr", expr, *extra]
+        p = self.run(*args, **kw)
+        return json.loads(p.stdout) if p.returncode == 0 else p
+
+    def attr(self, installable, cwd, *extra):
+        """`nix eval --json INSTALLABLE` (pure, as flakes evaluate)."""
+        return json.loads(self.run("eval", "--json", installable, *extra, cwd=cwd).stdout)
+
+    def fails(self, *args, **kw):
+        p = self.run(*args, check=False, **kw)
+        assert p.returncode != 0, f"nix {' '.join(args)} succeeded but should have failed:\n{p.stdout}"
+        return p
+
+    def real_path(self, store_path):
+        """Where a store path of the test store lives on disk."""
+        return self.store + store_path
+
+
+def tree_of(path):
+    """{relative path: bytes} of every file below `path`."""
+    out = {}
+    for d, _, names in os.walk(path):
+        for n in names:
+            full = os.path.join(d, n)
+            out[os.path.relpath(full, path)] = open(full, "rb").read()
+    return out
+
+
+def files_of(repo, rev="main"):
+    c = repo.resolve(rev)
+    return {p: e.blob.read_all() for p, e in c.files.items()}
+
+
+
+
+# The snapshot most transfer and fault tests fetch: two 40 MiB LFS shards
+# (five 8 MiB pieces each) and two small files.
+PIECES = '(builtins.fetchTree "hf:nixhf/pieces").narHash'
+PIECES_REPO = "nixhf/pieces=2x40MiB"
+PIECE = 8 << 20
+SHARD = 40 << 20
+
+
+def cdn_bytes(hub):
+    return sum(q["bytes"] for q in hub.requests() if q["server"] == "cdn")
+
+
+def start_fetch(nix, *extra, env=None, expr=PIECES):
+    """A `nix eval` of `expr` in the background."""
+    env = dict(nix.env, **(env or {}))
+    return subprocess.Popen(["nix", "eval", "--impure", "--expr", expr, *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(what, ready, timeout=120):
+    """Waits until `ready()` is true: an event in a log or on disk. The
+    timeout only guards against a hang; it asserts nothing about speed."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for_cdn_bytes(hub, at_least):
+    wait_for(f"{at_least} bytes from the CDN", lambda: sum(
+        q["bytes"] for q in hub.requests() if q["server"] == "cdn" and q["status"] == 206) >= at_least)
+
+
+def sources(nix):
+    """The snapshots in a test store."""
+    d = os.path.join(nix.store, "nix", "store")
+    return [n for n in os.listdir(d) if n.endswith("-source")] if os.path.isdir(d) else []
+
+
+def partial_files(nix):
+    root = os.path.join(nix.env["XDG_CACHE_HOME"], "nix", "nix-hf", "partial")
+    out = []
+    for d, _, names in os.walk(root):
+        out += [os.path.join(d, n) for n in names if not n.endswith(".lock")]
+    return out
+
+
+def recorded_pieces(nix, size):
+    """How many pieces of files of `size` bytes the partial directory's
+    records say are on disk (records are named <digest>-<size>.pieces)."""
+    return sum(len(open(f).read().split()) for f in partial_files(nix) if f.endswith(f"-{size}.pieces"))
