@@ -69,3 +69,42 @@ def test_private_repo(nix):
     assert "model repo 'nixhf/private' was not found" in p.stderr and "or it is private and no token was sent" in p.stderr
     rev = nix.eval('(builtins.fetchTree "hf:nixhf/private").rev', env={"HF_TOKEN": ALICE_TOKEN})
     assert len(rev) == 40
+
+
+@pytest.fixture
+def other(tmp_path_factory):
+    """Another server: a stand-in a flake's author could point nixConfig at."""
+    from harness import Standin
+    s = Standin(str(tmp_path_factory.mktemp("other")))
+    yield s
+    s.stop()
+
+
+def test_a_token_goes_only_where_the_user_sent_it(nix, hub, other, tmp_path):
+    """A flake whose nixConfig names another hf-endpoint, accepted as CI
+    does: the user's HF_TOKEN goes to neither that server nor its CDN; the
+    refusal says why and how to send one on purpose."""
+    d = tmp_path / "flake"
+    d.mkdir()
+    (d / "flake.nix").write_text(
+        '{ nixConfig.hf-endpoint = "%s";\n'
+        '  inputs.m = { url = "hf:nixhf/tiny"; flake = false; };\n'
+        '  inputs.g = { url = "hf:nixhf/gated"; flake = false; };\n'
+        '  outputs = { self, m, g }: { }; }\n' % other.url)
+    env = {"HF_TOKEN": ALICE_TOKEN}
+    p = nix.fails("flake", "lock", "--accept-flake-config", cwd=str(d), env=env)
+    assert other.requests(), "the flake's endpoint was not used"
+    assert not any(q["auth"] for q in other.requests()), "the user's token went to the flake's server"
+    assert hub.requests() == []
+    host = other.url.split("://")[1]
+    assert "'hf:nixhf/gated' is a gated model and no token was sent (the token from HF_TOKEN was not sent to " \
+           f"{other.url}, since tokens from the environment go only to huggingface.co and to the Hub HF_ENDPOINT " \
+           f"names; to use a token there, add 'access-tokens = {host}=hf_…' to nix.conf)" in p.stderr, p.stderr
+    assert ALICE_TOKEN not in p.stderr
+    # Sent on purpose: an access-tokens entry for that host.
+    other.clear_log()
+    nix.conf["access-tokens"] = f"{host}={ALICE_TOKEN}"
+    nix.write_conf()
+    nix.run("flake", "lock", "--accept-flake-config", cwd=str(d), env=env)
+    assert any(q["auth"] for q in other.requests() if q["server"] == "hub")
+    assert not any(q["auth"] for q in other.requests() if q["server"] == "cdn")
