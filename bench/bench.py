@@ -18,7 +18,7 @@ import urllib.request
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests"))
-from conftest import Nix, Standin  # noqa: E402
+from harness import Nix, Standin  # noqa: E402
 
 MB = 1_000_000
 
@@ -116,6 +116,11 @@ def both_at_once(work, urls, sizes, source, hashes, write):
     return took
 
 
+def shard_bytes(hub):
+    """The bytes of the last CDN transfer in the stand-in's log."""
+    return [q for q in hub.requests() if q["server"] == "cdn"][-1]["bytes"]
+
+
 def fresh_nix(root, hub):
     shutil.rmtree(root, ignore_errors=True)
     return Nix(root, hub.url)
@@ -139,6 +144,15 @@ def main():
         hub.settings(cdn_rate=0)
         for repo in ("nixhf/bench", "nixhf/bench1g"):
             cdn_urls(hub, repo, shards)
+
+        # The stand-in itself: how fast it serves, uncapped and capped (it
+        # must never be what a figure measures).
+        stand_in = []
+        for rate in (0, 100 * MB):
+            hub.settings(cdn_rate=rate)
+            took, _ = timed(lambda: subprocess.run(["curl", "-sf", "-o", "/dev/null", cdn_urls(hub, "nixhf/bench", shards[:1])[0]],
+                                                   check=True))
+            stand_in.append(f"{shard_bytes(hub) / took / MB:.0f} MB/s " + ("uncapped" if not rate else "at a 100 MB/s cap"))
 
         # 1. cold fetch, CDN capped at 100 MB/s per connection
         hub.settings(cdn_rate=100 * MB)
@@ -232,6 +246,7 @@ def main():
     print(f"\nnix-hf benchmark: {size:.2f} GiB snapshot ({'small' if a.small else 'full'} run), "
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; page cache dropped before "
           "each cold run")
+    print(f"stand-in (curl, one connection, loopback): {', '.join(stand_in)}")
     print(f"{'figure':44} | {'nix-hf':28} | {'peer / limit':48} | {'ratio':6} | goal")
     print(f"{'-' * 44}-|-{'-' * 28}-|-{'-' * 48}-|-{'-' * 6}-|-----")
     for name, mine, peer, ratio, goal in rows:
