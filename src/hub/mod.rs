@@ -173,6 +173,21 @@ impl Hub {
         req.send()
     }
 
+    /// A request that got no answer: worth another try.
+    fn unreachable<T>(&self, url: &Url, e: &reqwest::Error) -> Attempt<T> {
+        Attempt::retry(Kind::Unreachable, messages::unreachable(&self.server_name(url), e, self.stall.as_secs()))
+    }
+
+    /// An answer worth another try (429, 5xx), waiting as the server says.
+    fn transient<T>(&self, url: &Url, resp: &Response) -> Option<Attempt<T>> {
+        let status = resp.status().as_u16();
+        retry::transient(status).map(|kind| Attempt::Retry {
+            wait: retry::server_wait(resp.headers()),
+            why: messages::answered(&self.server_name(url), status, resp.headers()),
+            kind,
+        })
+    }
+
     /// One attempt at an API call: GET following redirects by hand, the
     /// JSON body read whole, and the next page's link (listings) kept.
     fn api_attempt(&self, url: &str, spec: &Spec, what: &str) -> Attempt<(Json, Option<String>)> {
@@ -183,12 +198,7 @@ impl Hub {
         for _ in 0..10 {
             let resp = match self.send(reqwest::Method::GET, &url, &HeaderMap::new()) {
                 Ok(r) => r,
-                Err(e) => {
-                    return Attempt::retry(
-                        Kind::Unreachable,
-                        messages::unreachable(&self.server_name(&url), &e, self.stall.as_secs()),
-                    )
-                }
+                Err(e) => return self.unreachable(&url, &e),
             };
             let status = resp.status().as_u16();
             if resp.status().is_redirection() {
@@ -198,12 +208,8 @@ impl Hub {
                 }
                 continue;
             }
-            if let Some(kind) = retry::transient(status) {
-                return Attempt::Retry {
-                    wait: retry::server_wait(resp.headers()),
-                    why: messages::answered(&self.server_name(&url), status, resp.headers()),
-                    kind,
-                };
+            if let Some(again) = self.transient(&url, &resp) {
+                return again;
             }
             if !resp.status().is_success() {
                 return Attempt::Fail(self.refusal(spec, what, status, resp.headers()));
@@ -296,14 +302,8 @@ impl Hub {
         };
         let resp = match self.send(reqwest::Method::HEAD, &url, &HeaderMap::new()) {
             Ok(r) => r,
-            Err(e) => {
-                return Attempt::retry(
-                    Kind::Unreachable,
-                    messages::unreachable(&self.server_name(&url), &e, self.stall.as_secs()),
-                )
-            }
+            Err(e) => return self.unreachable(&url, &e),
         };
-        let status = resp.status().as_u16();
         if resp.status().is_redirection() {
             return match redirect_target(&url, &resp) {
                 Ok(u) => Attempt::Done(u),
@@ -313,14 +313,10 @@ impl Hub {
         if resp.status().is_success() {
             return Attempt::Done(url);
         }
-        if let Some(kind) = retry::transient(status) {
-            return Attempt::Retry {
-                wait: retry::server_wait(resp.headers()),
-                why: messages::answered(&self.server_name(&url), status, resp.headers()),
-                kind,
-            };
+        if let Some(again) = self.transient(&url, &resp) {
+            return again;
         }
-        Attempt::Fail(self.refusal(spec, path, status, resp.headers()))
+        Attempt::Fail(self.refusal(spec, path, resp.status().as_u16(), resp.headers()))
     }
 
     /// Bytes `[start, end)` of a located file. One attempt.
@@ -332,15 +328,12 @@ impl Hub {
         for _ in 0..10 {
             let resp = match self.send(reqwest::Method::GET, &url, &headers) {
                 Ok(r) => r,
-                Err(e) => {
-                    return Attempt::retry(
-                        Kind::Unreachable,
-                        messages::unreachable(&self.server_name(&url), &e, self.stall.as_secs()),
-                    )
-                }
+                Err(e) => return self.unreachable(&url, &e),
             };
-            let status = resp.status().as_u16();
-            match status {
+            if let Some(again) = self.transient(&url, &resp) {
+                return again;
+            }
+            match resp.status().as_u16() {
                 206 => {
                     let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
                     let first = range
@@ -361,25 +354,16 @@ impl Hub {
                     Err(e) => return Attempt::Fail(e),
                 },
                 403 if !self.same_origin(&url) => return Attempt::Done(Ranged::Expired),
-                s => {
-                    if let Some(kind) = retry::transient(s) {
-                        return Attempt::Retry {
-                            wait: retry::server_wait(resp.headers()),
-                            why: messages::answered(&self.server_name(&url), s, resp.headers()),
-                            kind,
-                        };
-                    }
-                    if s == 416 {
-                        return Attempt::Fail(Error::new(
-                            Kind::CorruptData,
-                            format!(
-                                "the server says '{path}' of '{}' is shorter than the {end} bytes the Hub lists",
-                                spec.display()
-                            ),
-                        ));
-                    }
-                    return Attempt::Fail(self.refusal(spec, path, s, resp.headers()));
+                416 => {
+                    return Attempt::Fail(Error::new(
+                        Kind::CorruptData,
+                        format!(
+                            "the server says '{path}' of '{}' is shorter than the {end} bytes the Hub lists",
+                            spec.display()
+                        ),
+                    ))
                 }
+                s => return Attempt::Fail(self.refusal(spec, path, s, resp.headers())),
             }
         }
         Attempt::Fail(Error::new(
