@@ -24,6 +24,11 @@ struct HfSettings : Config
         "Tokens from the environment (HF_TOKEN, token files) are sent only to huggingface.co and to the "
         "Hub `HF_ENDPOINT` names; another endpoint gets a token only from an `access-tokens` entry for its host."};
 
+    Setting<std::string> tokenFile{this, "", "hf-token-file",
+        "A file holding a Hugging Face token, read when fetching by the process that evaluates (the user running "
+        "nix; root for nixos-rebuild), so the token itself stays out of nix.conf and the store. Like HF_TOKEN, it is "
+        "sent only to huggingface.co and to the Hub `HF_ENDPOINT` names; an `access-tokens` entry comes first."};
+
     Setting<unsigned int> connections{this, 8, "hf-connections",
         "How many connections nix-hf opens to the Hub and its CDN at once."};
 
@@ -196,6 +201,7 @@ FetchRequest makeRequest(const fetchers::Settings & settings, const Input & inpu
     req.endpoint_setting = hfSettings.endpoint.get();
     for (auto & [host, token] : settings.accessTokens.get())
         req.access_tokens.push_back(Param{host, token});
+    req.token_file = hfSettings.tokenFile.get();
     req.connections = hfSettings.connections.get();
     req.stall_timeout = hfSettings.stallTimeout.get();
     req.retries = hfSettings.retries.get();

@@ -84,6 +84,8 @@ mod bridge {
         endpoint_setting: String,
         /// Nix's access-tokens setting (host -> token).
         access_tokens: Vec<Param>,
+        /// The hf-token-file setting; empty when unset.
+        token_file: String,
         /// Where partial snapshots live (under Nix's cache dir).
         partial_root: String,
         /// From Nix's fetcher cache: the ref's commit while fresh, or the
@@ -349,7 +351,7 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure)
         let tokens: Vec<(String, String)> =
             req.access_tokens.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
         let hub = Arc::new(Hub::new(hub::Settings {
-            token: token::choose(&endpoint, &tokens, &|k| std::env::var(k).ok()),
+            token: token::choose(&endpoint, &tokens, Some(&req.token_file), &|k| std::env::var(k).ok()),
             endpoint,
             stall: Duration::from_secs(req.stall_timeout.max(1) as u64),
             budget: Budget { attempts: req.retries.max(1), time: Duration::from_secs(req.retry_time as u64) },

@@ -43,8 +43,9 @@ const DEFAULT_HUB: &str = "https://huggingface.co";
 #[derive(Debug, Default)]
 pub struct Choice {
     pub token: Option<Token>,
-    /// A token the user has but that this endpoint may not have, and how to
-    /// give it one: said when the Hub then refuses.
+    /// Why a token the user has is not sent (this endpoint may not have it,
+    /// or its file cannot be read), and what to do: said when the Hub then
+    /// refuses.
     pub withheld: Option<String>,
 }
 
@@ -59,14 +60,21 @@ pub fn host_key(endpoint: &Url) -> String {
 
 /// The token for requests to `endpoint`. First Nix's `access-tokens` entry
 /// for its host (`host:port` when not the default port, else `host`): an
-/// entry names where it may go. Then the tokens the official client finds
-/// (`HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, the file at `HF_TOKEN_PATH`,
-/// `$HF_HOME/token`, `$XDG_CACHE_HOME/huggingface/token` or
-/// `~/.cache/huggingface/token`), unless `HF_HUB_DISABLE_IMPLICIT_TOKEN`;
-/// those are sent only to the Hub the user's own environment names
-/// (`HF_ENDPOINT`) or to huggingface.co. An endpoint set elsewhere (the
-/// hf-endpoint setting, which a flake's nixConfig can set) gets none.
-pub fn choose(endpoint: &Url, access_tokens: &[(String, String)], env: &dyn Fn(&str) -> Option<String>) -> Choice {
+/// entry names where it may go. Then the file named by the hf-token-file
+/// setting (`token_file`), read now, by the process that evaluates; then the
+/// tokens the official client finds (`HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`,
+/// the file at `HF_TOKEN_PATH`, `$HF_HOME/token`,
+/// `$XDG_CACHE_HOME/huggingface/token` or `~/.cache/huggingface/token`),
+/// unless `HF_HUB_DISABLE_IMPLICIT_TOKEN`. Those name no host, so they are
+/// sent only to the Hub the user's own environment names (`HF_ENDPOINT`) or
+/// to huggingface.co: an endpoint set in Nix's configuration, which a
+/// flake's nixConfig can set, gets none of them.
+pub fn choose(
+    endpoint: &Url,
+    access_tokens: &[(String, String)],
+    token_file: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Choice {
     let host = host_key(endpoint);
     let bare_host = endpoint.host_str().unwrap_or_default();
     for key in [host.as_str(), bare_host] {
@@ -76,24 +84,40 @@ pub fn choose(endpoint: &Url, access_tokens: &[(String, String)], env: &dyn Fn(&
             }
         }
     }
-    let Some(implicit) = implicit_token(env) else { return Choice::default() };
-    let trusted = [env("HF_ENDPOINT").filter(|e| !e.is_empty()), Some(DEFAULT_HUB.to_string())]
-        .into_iter()
-        .flatten()
-        .filter_map(|e| Url::parse(e.trim_end_matches('/')).ok())
-        .any(|u| u.origin() == endpoint.origin());
-    if trusted {
-        return Choice { token: Some(implicit), withheld: None };
+    let from_file = match token_file.filter(|f| !f.is_empty()).map(|f| (f, std::fs::read_to_string(f))) {
+        None => None,
+        Some((f, Ok(s))) => Token::new(&s, &format!("{f} (hf-token-file)")),
+        Some((f, Err(e))) => {
+            let user = env("USER").unwrap_or_else(|| "this user".into());
+            let why = format!(
+                "the token file {f} (hf-token-file) cannot be read by {user}: {e}; it is read by the process that \
+                 evaluates, so let every user who fetches hf: inputs read it"
+            );
+            return Choice { token: implicit_token(env).filter(|_| trusted(endpoint, env)), withheld: Some(why) };
+        }
+    };
+    let Some(token) = from_file.or_else(|| implicit_token(env)) else { return Choice::default() };
+    if trusted(endpoint, env) {
+        return Choice { token: Some(token), withheld: None };
     }
     let shown = endpoint.as_str().trim_end_matches('/');
     Choice {
         token: None,
         withheld: Some(format!(
-            "the token from {} was not sent to {shown}, since tokens from the environment go only to huggingface.co \
+            "the token from {} was not sent to {shown}, since tokens that name no host go only to huggingface.co \
              and to the Hub HF_ENDPOINT names; to use a token there, add 'access-tokens = {host}=hf_…' to nix.conf",
-            implicit.source
+            token.source
         )),
     }
+}
+
+/// Whether tokens that name no host may go to `endpoint`.
+fn trusted(endpoint: &Url, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    [env("HF_ENDPOINT").filter(|e| !e.is_empty()), Some(DEFAULT_HUB.to_string())]
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Url::parse(e.trim_end_matches('/')).ok())
+        .any(|u| u.origin() == endpoint.origin())
 }
 
 /// The token the official client would find, if the user did not turn
@@ -148,16 +172,16 @@ mod tests {
         let hub = url("https://huggingface.co");
         let tokens = vec![("huggingface.co".to_string(), "hf_nix".to_string())];
         let env = with(&[("HF_TOKEN", "hf_env"), ("HF_HOME", &home)]);
-        assert_eq!(choose(&hub, &tokens, &env).token.unwrap().value(), "hf_nix");
-        assert_eq!(choose(&hub, &[], &env).token.unwrap().value(), "hf_env");
+        assert_eq!(choose(&hub, &tokens, None, &env).token.unwrap().value(), "hf_nix");
+        assert_eq!(choose(&hub, &[], None, &env).token.unwrap().value(), "hf_env");
         let env = with(&[("HUGGING_FACE_HUB_TOKEN", "hf_old"), ("HF_HOME", &home)]);
-        assert_eq!(choose(&hub, &[], &env).token.unwrap().value(), "hf_old");
+        assert_eq!(choose(&hub, &[], None, &env).token.unwrap().value(), "hf_old");
         let env = with(&[("HF_HOME", &home)]);
-        let t = choose(&hub, &[], &env).token.unwrap();
+        let t = choose(&hub, &[], None, &env).token.unwrap();
         assert_eq!(t.value(), "hf_fromfile");
         assert!(!format!("{t:?}").contains("hf_fromfile"), "Debug must not show the token");
         let env = with(&[("HF_HOME", &home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"), ("HF_TOKEN", "x")]);
-        assert!(choose(&hub, &[], &env).token.is_none());
+        assert!(choose(&hub, &[], None, &env).token.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -165,18 +189,43 @@ mod tests {
     fn implicit_tokens_go_only_to_huggingface_co_and_hf_endpoint() {
         let mirror = url("http://127.0.0.1:8080");
         let env = with(&[("HF_TOKEN", "hf_env"), ("HF_ENDPOINT", "http://127.0.0.1:8080/")]);
-        assert_eq!(choose(&mirror, &[], &env).token.unwrap().value(), "hf_env", "the user's own HF_ENDPOINT");
+        assert_eq!(choose(&mirror, &[], None, &env).token.unwrap().value(), "hf_env", "the user's own HF_ENDPOINT");
         let other = url("https://evil.example");
-        let c = choose(&other, &[], &env);
+        let c = choose(&other, &[], None, &env);
         assert!(c.token.is_none(), "an endpoint the environment does not name gets no implicit token");
         let note = c.withheld.unwrap();
         assert!(note.contains("from HF_TOKEN was not sent to https://evil.example") && !note.contains("hf_env"));
+        assert!(note.contains("tokens that name no host go only to huggingface.co"));
         assert!(note.contains("access-tokens = evil.example=hf_…"), "{note}");
         let tokens = vec![("evil.example".to_string(), "hf_theirs".to_string())];
-        assert_eq!(choose(&other, &tokens, &env).token.unwrap().value(), "hf_theirs", "an entry names its host");
+        assert_eq!(choose(&other, &tokens, None, &env).token.unwrap().value(), "hf_theirs", "an entry names its host");
         let env = with(&[("HF_TOKEN", "hf_env")]);
-        assert!(choose(&url("https://huggingface.co"), &[], &env).token.is_some());
-        assert!(choose(&url("http://huggingface.co"), &[], &env).token.is_none(), "not over plain http");
-        assert!(choose(&mirror, &[], &with(&[])).withheld.is_none(), "nothing withheld when there is no token");
+        assert!(choose(&url("https://huggingface.co"), &[], None, &env).token.is_some());
+        assert!(choose(&url("http://huggingface.co"), &[], None, &env).token.is_none(), "not over plain http");
+        assert!(choose(&mirror, &[], None, &with(&[])).withheld.is_none(), "nothing withheld when there is no token");
+    }
+
+    #[test]
+    fn a_token_file_is_read_when_fetching_and_kept_to_trusted_hubs() {
+        let dir = std::env::temp_dir().join(format!("nixhf-tokenfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hf-token");
+        std::fs::write(&file, "hf_fromsecret\n").unwrap();
+        let f = file.to_str().unwrap();
+        let hub = url("https://huggingface.co");
+        let env = with(&[("HF_TOKEN", "hf_env")]);
+        let t = choose(&hub, &[], Some(f), &env).token.unwrap();
+        assert_eq!((t.value(), t.source.as_str()), ("hf_fromsecret", format!("{f} (hf-token-file)").as_str()));
+        let tokens = vec![("huggingface.co".to_string(), "hf_nix".to_string())];
+        assert_eq!(choose(&hub, &tokens, Some(f), &env).token.unwrap().value(), "hf_nix", "access-tokens first");
+        let c = choose(&url("https://evil.example"), &[], Some(f), &env);
+        assert!(
+            c.token.is_none() && c.withheld.unwrap().contains("(hf-token-file) was not sent to https://evil.example")
+        );
+        let missing = dir.join("missing");
+        let c = choose(&hub, &[], Some(missing.to_str().unwrap()), &with(&[("USER", "alice")]));
+        assert!(c.token.is_none());
+        assert!(c.withheld.unwrap().contains("(hf-token-file) cannot be read by alice"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -33,11 +33,16 @@ def host_of(url):
     return url.split("://", 1)[1]
 
 
-@pytest.mark.parametrize("where", ["access-tokens", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME"])
+@pytest.mark.parametrize("where", ["access-tokens", "hf-token-file", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH",
+                                   "HF_HOME"])
 def test_token_sources_and_no_leaks(nix, hub, tmp_path, where, standin):
     env = {}
     if where == "access-tokens":
         nix.conf["access-tokens"] = f"{host_of(standin.url)}={ALICE_TOKEN}"
+        nix.write_conf()
+    elif where == "hf-token-file":
+        (tmp_path / "secret").write_text(ALICE_TOKEN + "\n")
+        nix.conf["hf-token-file"] = str(tmp_path / "secret")
         nix.write_conf()
     elif where in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         env[where] = ALICE_TOKEN
@@ -98,7 +103,7 @@ def test_a_token_goes_only_where_the_user_sent_it(nix, hub, other, tmp_path):
     assert hub.requests() == []
     host = other.url.split("://")[1]
     assert "'hf:nixhf/gated' is a gated model and no token was sent (the token from HF_TOKEN was not sent to " \
-           f"{other.url}, since tokens from the environment go only to huggingface.co and to the Hub HF_ENDPOINT " \
+           f"{other.url}, since tokens that name no host go only to huggingface.co and to the Hub HF_ENDPOINT " \
            f"names; to use a token there, add 'access-tokens = {host}=hf_…' to nix.conf)" in p.stderr, p.stderr
     assert ALICE_TOKEN not in p.stderr
     # Sent on purpose: an access-tokens entry for that host.
@@ -108,3 +113,11 @@ def test_a_token_goes_only_where_the_user_sent_it(nix, hub, other, tmp_path):
     nix.run("flake", "lock", "--accept-flake-config", cwd=str(d), env=env)
     assert any(q["auth"] for q in other.requests() if q["server"] == "hub")
     assert not any(q["auth"] for q in other.requests() if q["server"] == "cdn")
+
+
+def test_an_unreadable_token_file_is_explained_when_the_hub_refuses(nix, tmp_path):
+    nix.conf["hf-token-file"] = str(tmp_path / "no-such-secret")
+    nix.write_conf()
+    assert len(nix.eval('(builtins.fetchTree "hf:nixhf/tiny").rev')) == 40, "public repos need no token"
+    p = nix.fails("eval", "--impure", "--expr", GATED)
+    assert f"no token was sent (the token file {tmp_path}/no-such-secret (hf-token-file) cannot be read by " in p.stderr
