@@ -392,11 +392,13 @@ fn copy_body(
 }
 
 /// Writes a received piece where it belongs, bypassing the page cache where
-/// the file system allows (the readers have the bytes in memory already).
+/// the system and file system allow (the readers have the bytes in memory
+/// already).
 fn write_piece(b: &Blob, data: &[u8], offset: u64) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let part = &b.record.part;
+    #[cfg(target_os = "linux")]
     if data.len() % ALIGN == 0 && offset % ALIGN as u64 == 0 {
+        use std::os::unix::fs::OpenOptionsExt;
         match OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(part) {
             Ok(f) => match f.write_all_at(data, offset) {
                 Ok(()) => return Ok(()),

@@ -1,0 +1,75 @@
+{
+  description = "nix-hf: Hugging Face models and datasets as reproducible Nix inputs (a Nix plugin)";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      inherit (nixpkgs) lib;
+      # Nix loads plugins with dlopen on every platform but Windows
+      # (src/libmain/plugin.cc), so darwin is listed too.
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
+      ];
+      forAllSystems = lib.genAttrs systems;
+      pkgsFor = system: nixpkgs.legacyPackages.${system};
+      scopeFor = system: (pkgsFor system).callPackage ./nix/packages.nix { };
+      # The same module serves NixOS, nix-darwin and home-manager.
+      module = ./nix/module.nix;
+    in
+    {
+      packages = forAllSystems (
+        system:
+        let
+          scope = scopeFor system;
+        in
+        scope.builds // { default = scope.default; }
+      );
+
+      overlays.default = final: prev: {
+        nix-hf = (final.callPackage ./nix/packages.nix { }).default;
+      };
+
+      nixosModules.default = module;
+      darwinModules.default = module;
+      homeManagerModules.default = module;
+
+      devShells = forAllSystems (
+        system:
+        let
+          pkgs = pkgsFor system;
+        in
+        {
+          # meson, ninja, cargo and the development files of the newest
+          # supported Nix (from the package's own inputs), rustfmt, and
+          # Python for the tests (`python3 -m venv .venv && .venv/bin/pip
+          # install -r tests/requirements.txt`).
+          default = pkgs.mkShell {
+            inputsFrom = [ (lib.last (lib.attrValues (scopeFor system).builds)) ];
+            packages = [
+              pkgs.rustfmt
+              pkgs.python3
+            ];
+          };
+        }
+      );
+
+      checks = forAllSystems (
+        system:
+        let
+          pkgs = pkgsFor system;
+        in
+        {
+          rust = pkgs.callPackage ./nix/rust-tests.nix { };
+          plugin = (scopeFor system).default;
+        }
+        // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+          nixos = import ./nix/vm-test.nix { inherit self pkgs; };
+        }
+      );
+    };
+}

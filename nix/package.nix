@@ -1,0 +1,83 @@
+# nix-hf built for one Nix, installed as the tree its loader expects:
+#
+#   $out/lib/nix/plugins/libnix-hf.so           the loader (what plugin-files names)
+#   $out/lib/nix/nix-hf/<version>/libnix-hf.so  the plugin, for exactly that Nix
+#
+# It links the very Nix libraries (`nix.libs`) of the Nix it is loaded into.
+# From nixpkgs (26.05 and unstable): stdenv.mkDerivation, lib.fileset,
+# lib.importTOML, meson, ninja, pkg-config, cargo, rustc,
+# rustPlatform.importCargoLock (our Cargo.lock, vendored: no network in the
+# build), rustPlatform.cargoSetupHook, and the Nix package's passthru.libs
+# (nix-store, nix-expr, nix-fetchers, nix-util, nix-flake), which
+# pkgs/tools/package-management/nix/modular/packaging/everything.nix defines.
+{
+  lib,
+  stdenv,
+  meson,
+  ninja,
+  pkg-config,
+  cargo,
+  rustc,
+  rustPlatform,
+  nix,
+}:
+
+stdenv.mkDerivation {
+  pname = "nix-hf";
+  version = (lib.importTOML ../Cargo.toml).package.version;
+
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../build.rs
+      ../meson.build
+      ../build-aux
+      ../cpp
+      ../src
+    ];
+  };
+
+  cargoDeps = rustPlatform.importCargoLock { lockFile = ../Cargo.lock; };
+
+  nativeBuildInputs = [
+    meson
+    ninja
+    pkg-config
+    cargo
+    rustc
+    rustPlatform.cargoSetupHook
+  ];
+
+  # Nix 2.34 declares emitTreeAttrs in libflake's headers; 2.35 in libexpr's.
+  buildInputs = [
+    nix.libs.nix-store
+    nix.libs.nix-expr
+    nix.libs.nix-fetchers
+    nix.libs.nix-util
+  ]
+  ++ lib.optional (lib.versionOlder nix.version "2.35") nix.libs.nix-flake;
+
+  postPatch = ''
+    patchShebangs build-aux
+  '';
+
+  # cargo, run by meson, keeps its state under CARGO_HOME; the vendoring hook
+  # put the configuration that points it at the vendored crates there.
+  preConfigure = ''
+    export CARGO_HOME=$NIX_BUILD_TOP/.cargo
+  '';
+
+  passthru = {
+    inherit nix;
+    nixVersion = nix.version;
+  };
+
+  meta = {
+    description = "Hugging Face models and datasets as reproducible Nix inputs (Nix plugin, for Nix ${nix.version})";
+    homepage = "https://github.com/nix-hf/nix-hf";
+    license = lib.licenses.mit;
+    platforms = lib.platforms.linux ++ lib.platforms.darwin;
+  };
+}

@@ -1,0 +1,56 @@
+# The nix-hf packages of one nixpkgs: a build for each supported Nix it has
+# (nixVersions.nix_2_34, nixVersions.nix_2_35, and nix itself when it is
+# one of them), and `default`, which serves them all behind one loader.
+{
+  lib,
+  callPackage,
+  runCommand,
+  nix,
+  nixVersions,
+}:
+
+let
+  supported = import ./supported.nix;
+
+  # A Nix nix-hf can be built for: upstream Nix of a supported release, with
+  # its libraries exposed (not Lix, not Determinate Nix, whose ABI differs).
+  hasBuild =
+    nixPackage:
+    nixPackage != null
+    && nixPackage ? libs
+    && lib.getName nixPackage == "nix"
+    && lib.elem (lib.versions.majorMinor nixPackage.version) supported;
+
+  forNix = nixPackage: callPackage ./package.nix { nix = nixPackage; };
+
+  # One build per Nix release this nixpkgs has, named nix_2_34, nix_2_35.
+  nixes = lib.filter hasBuild (
+    [ nix ] ++ map (v: nixVersions."nix_${lib.replaceStrings [ "." ] [ "_" ] v}" or null) supported
+  );
+  builds = lib.listToAttrs (
+    map (n: lib.nameValuePair "nix_${lib.replaceStrings [ "." ] [ "_" ] (lib.versions.majorMinor n.version)}" (forNix n)) nixes
+  );
+
+  # One loader (a real file: it finds the builds beside its own path) and
+  # every build, each in the folder named by its Nix's exact version.
+  combine =
+    builds:
+    runCommand "nix-hf-${(lib.head builds).version}"
+      {
+        passthru.builds = builds;
+        meta = (lib.head builds).meta // {
+          description = "Hugging Face models and datasets as reproducible Nix inputs (Nix plugin)";
+        };
+      }
+      ''
+        mkdir -p $out/lib/nix/plugins $out/lib/nix/nix-hf
+        cp ${lib.head builds}/lib/nix/plugins/libnix-hf.so $out/lib/nix/plugins/
+        ${lib.concatMapStrings (b: ''
+          ln -s ${b}/lib/nix/nix-hf/${b.nixVersion} $out/lib/nix/nix-hf/${b.nixVersion}
+        '') builds}
+      '';
+in
+{
+  inherit hasBuild forNix builds;
+  default = combine (lib.attrValues builds);
+}

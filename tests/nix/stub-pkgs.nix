@@ -1,0 +1,126 @@
+# Just enough of nixpkgs' `pkgs`, over the real `lib`, to instantiate
+# nix-hf's package expressions and evaluate its modules where nixpkgs
+# cannot be fetched. Derivations are real (`nix eval …drvPath` works) but
+# their builder only fails: building is what a machine with nixpkgs checks.
+# The Nix packages mimic nixpkgs': version, pname, passthru.libs.
+{ lib, system }:
+
+let
+  fake =
+    name: extra:
+    derivation (
+      {
+        inherit name system;
+        builder = "/bin/sh";
+        args = [
+          "-c"
+          "echo stand-in nixpkgs cannot build; exit 1"
+        ];
+      }
+      // extra
+    );
+
+  mkDerivation =
+    args:
+    let
+      name = args.name or "${args.pname}-${args.version}";
+      drv = fake name (
+        builtins.removeAttrs args [
+          "passthru"
+          "meta"
+          "name"
+        ]
+      );
+    in
+    drv
+    // (args.passthru or { })
+    // {
+      meta = args.meta or { };
+      inherit (args) version;
+    }
+    // lib.optionalAttrs (args ? pname) { inherit (args) pname; };
+
+  mkNix =
+    pname: version:
+    fake "${pname}-${version}" { }
+    // {
+      inherit pname version;
+      libs = lib.genAttrs [
+        "nix-util"
+        "nix-store"
+        "nix-fetchers"
+        "nix-expr"
+        "nix-flake"
+        "nix-main"
+        "nix-cmd"
+      ] (n: fake "${n}-${version}" { });
+    };
+
+  tool = n: fake n { };
+
+  pkgs = {
+    inherit lib system;
+    callPackage = lib.callPackageWith pkgs;
+    stdenv = {
+      inherit mkDerivation;
+      hostPlatform = lib.systems.elaborate system;
+    };
+    runCommand =
+      name: env: script:
+      mkDerivation (
+        {
+          inherit name;
+          version = "";
+          buildCommand = script;
+        }
+        // env
+      );
+    mkShell =
+      args:
+      fake "nix-shell" {
+        inputs = args.inputsFrom or [ ];
+        packages = args.packages or [ ];
+      };
+    meson = tool "meson";
+    ninja = tool "ninja";
+    pkg-config = tool "pkg-config";
+    cargo = tool "cargo";
+    rustc = tool "rustc";
+    rustfmt = tool "rustfmt";
+    python3 = tool "python3";
+    rustPlatform = {
+      importCargoLock = { lockFile }: fake "cargo-vendor" { lock = builtins.readFile lockFile; };
+      cargoSetupHook = tool "cargo-setup-hook";
+    };
+    nix = mkNix "nix" "2.34.8";
+    nixVersions = {
+      nix_2_34 = mkNix "nix" "2.34.8";
+      nix_2_35 = mkNix "nix" "2.35.2";
+      nix_2_33 = mkNix "nix" "2.33.6";
+    };
+    lix = mkNix "lix" "2.93.3";
+    determinate-nix = mkNix "determinate-nix" "3.22.2";
+    # A NixOS VM test: its machine is evaluated as far as can be here (the
+    # module system over stand-in NixOS options), its script forced.
+    testers.runNixOSTest =
+      test:
+      let
+        machine = lib.evalModules {
+          modules = [
+            ./stub-nixos.nix
+            test.nodes.machine
+          ];
+          specialArgs = { inherit pkgs; };
+        };
+        failed = lib.filter (a: !a.assertion) machine.config.assertions;
+      in
+      if failed != [ ] then
+        throw (lib.concatMapStrings (a: a.message) failed)
+      else
+        fake "vm-test-${test.name}" {
+          nixSettings = builtins.toJSON machine.config.nix.settings;
+          script = test.testScript;
+        };
+  };
+in
+pkgs

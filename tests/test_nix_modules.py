@@ -1,0 +1,188 @@
+"""flake.nix and the NixOS / nix-darwin / home-manager module, evaluated as
+far as these machines allow: nixpkgs cannot be fetched here, so the module
+runs under nixpkgs' real lib (lib.evalModules) over stand-ins for the host
+options it sets and for `pkgs` (tests/nix/), and the flake is checked by the
+real nix with its nixpkgs input overridden by such a stand-in. Building the
+packages and running the VM test need a machine with nixpkgs."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from harness import PLUGIN, TOP
+
+LIB = "/opt/nixpkgs-lib"
+SYSTEMS = ["x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nixpkgs_lib():
+    assert os.path.exists(os.path.join(LIB, "lib", "default.nix")), \
+        "nixpkgs' lib is not at /opt/nixpkgs-lib: set NIX_HF_NIXPKGS_LIB (see dev/nix-env)"
+
+
+def evaluate(nix, modules, then="config"):
+    """`then` (an expression over `config`, `cfg`, `pkgs`, `failed`) of the module
+    evaluated with `modules` (Nix expressions) on top."""
+    expr = f"""
+      let
+        lib = import {LIB}/lib;
+        pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
+        eval = lib.evalModules {{
+          modules = [ {TOP}/tests/nix/stub-nixos.nix {TOP}/nix/module.nix ] ++ [ {" ".join(f"({m})" for m in modules)} ];
+          specialArgs = {{ inherit pkgs; }};
+        }};
+        config = eval.config;
+        cfg = config.programs.nix-hf;
+        failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+      in {then}
+    """
+    return nix.eval(expr)
+
+
+def test_the_module_loads_the_plugin_built_for_nix_package(nix):
+    r = evaluate(nix, ["{ programs.nix-hf.enable = true; }"],
+                 "{ inherit (config.nix) settings; inherit failed; version = cfg.package.nixVersion; "
+                 "package = toString cfg.package; }")
+    assert r["failed"] == []
+    assert r["version"] == "2.34.8", "built for the default nix.package"
+    assert r["settings"] == {"plugin-files": [f"{r['package']}/lib/nix/plugins/libnix-hf.so"]}, \
+        "no plugin setting is written unless asked for"
+    r = evaluate(nix, ["{ pkgs, ... }: { programs.nix-hf.enable = true; nix.package = pkgs.nixVersions.nix_2_35; }"],
+                 "cfg.package.nixVersion")
+    assert r == "2.35.2"
+
+
+def test_the_plugins_settings_go_to_nix_conf(nix):
+    r = evaluate(nix, ["""{ programs.nix-hf = {
+        enable = true; endpoint = "https://hf-mirror.example.org"; connections = 16; stallTimeout = 60;
+        retries = 9; retryTime = 600; tokenFile = "/run/secrets/hf-token"; }; }"""],
+                 """{ settings = removeAttrs config.nix.settings [ "plugin-files" ]; inherit failed;
+                      tokenHasContext = builtins.hasContext config.nix.settings.hf-token-file; }""")
+    assert r["failed"] == [] and not r["tokenHasContext"]
+    assert r["settings"] == {"hf-endpoint": "https://hf-mirror.example.org", "hf-connections": 16,
+                             "hf-stall-timeout": 60, "hf-retries": 9, "hf-retry-time": 600,
+                             "hf-token-file": "/run/secrets/hf-token"}
+
+
+def test_disabled_it_changes_nothing(nix):
+    assert evaluate(nix, [], "{ inherit (config.nix) settings; inherit failed; }") == {"settings": {}, "failed": []}
+
+
+@pytest.mark.parametrize("package,shown", [
+    ("pkgs.lix", "lix 2.93.3"),
+    ("pkgs.determinate-nix", "determinate-nix 3.22.2"),
+    ("pkgs.nixVersions.nix_2_33", "nix 2.33.6"),
+    ("null", "not set"),  # home-manager without nix.package
+])
+def test_a_nix_without_a_build_is_an_assertion_not_a_broken_system(nix, package, shown):
+    r = evaluate(nix, [f"{{ pkgs, ... }}: {{ programs.nix-hf.enable = true; nix.package = {package}; }}"],
+                 "{ inherit failed; inherit (config.nix) settings; }")
+    assert r["settings"] == {}, "plugin-files was set for a Nix without a build"
+    assert len(r["failed"]) == 1
+    message = r["failed"][0]
+    assert f"nix.package is {shown}, for which nix-hf has no build" in message
+    assert "nix.package = pkgs.nixVersions.nix_2_35" in message
+
+
+def test_a_token_file_in_the_store_is_refused(nix):
+    r = evaluate(nix, ['{ programs.nix-hf = { enable = true; tokenFile = "/nix/store/abc-token"; }; }'], "failed")
+    assert len(r) == 1 and "is in the Nix store" in r[0]
+    p = nix.fails("eval", "--impure", "--expr", f"""
+      let lib = import {LIB}/lib; pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
+      in (lib.evalModules {{ modules = [ {TOP}/tests/nix/stub-nixos.nix {TOP}/nix/module.nix
+            {{ programs.nix-hf = {{ enable = true; tokenFile = "relative/token"; }}; }} ];
+          specialArgs = {{ inherit pkgs; }}; }}).config.nix.settings""")
+    assert "programs.nix-hf.tokenFile" in p.stderr and "is not of type" in p.stderr
+
+
+def test_the_real_nix_takes_the_modules_settings(nix, tmp_path):
+    """nix.conf as the module writes it, with the plugin built here in place
+    of the stand-in package: Nix knows every setting (NixOS's and
+    home-manager's checks of nix.conf fail on a warning)."""
+    settings = evaluate(nix, ["""{ programs.nix-hf = { enable = true; endpoint = "https://hf-mirror.example.org";
+        connections = 16; stallTimeout = 60; retries = 9; retryTime = 600; tokenFile = "/run/secrets/hf-token"; }; }"""],
+                        "config.nix.settings")
+    settings["plugin-files"] = [PLUGIN]
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "nix.conf").write_text("".join(
+        f"{k} = {' '.join(map(str, v)) if isinstance(v, list) else v}\n" for k, v in settings.items()))
+    p = nix.run("config", "show", "--no-net", "--option", "experimental-features", "nix-command",
+                env={"NIX_CONF_DIR": str(conf)})
+    assert p.stderr == "", p.stderr
+    shown = dict(line.split(" = ", 1) for line in p.stdout.splitlines() if " = " in line)
+    for k, v in settings.items():
+        if k != "plugin-files":
+            assert shown[k] == str(v), k
+
+
+@pytest.fixture(scope="module")
+def flake(tmp_path_factory):
+    """nix-hf's flake as a path flake, and a stand-in nixpkgs flake."""
+    root = tmp_path_factory.mktemp("flake")
+    src = root / "nix-hf"
+    shutil.copytree(TOP, src, ignore=shutil.ignore_patterns("build", ".git", ".scratch", "__pycache__", "target"))
+    stub = root / "nixpkgs"
+    stub.mkdir()
+    for f in ["stub-pkgs.nix", "stub-nixos.nix"]:
+        shutil.copy(os.path.join(TOP, "tests", "nix", f), stub / f)
+    (stub / "flake.nix").write_text(f"""{{
+  inputs.lib.url = "path:{LIB}";
+  outputs = {{ self, lib }}: {{
+    lib = lib.lib;
+    legacyPackages = lib.lib.genAttrs {json.dumps(SYSTEMS).replace(",", "")}
+      (system: import ./stub-pkgs.nix {{ lib = lib.lib; inherit system; }});
+  }};
+}}
+""")
+    return str(src), ["--override-input", "nixpkgs", f"path:{stub}"]
+
+
+def test_flake_show_lists_every_output(nix, flake):
+    src, override = flake
+    shown = json.loads(nix.run("flake", "show", "--json", "--all-systems", *override, cwd=src).stdout)
+    for system in SYSTEMS:
+        assert set(shown["packages"][system]) == {"default", "nix_2_34", "nix_2_35"}
+        assert set(shown["devShells"][system]) == {"default"}
+        assert set(shown["checks"][system]) == {"rust", "plugin"} | ({"nixos"} if system.endswith("linux") else set())
+    assert "default" in shown["nixosModules"] and "default" in shown["overlays"]
+    # Outputs nix does not know of are listed without their contents.
+    assert "darwinModules" in shown and "homeManagerModules" in shown
+
+
+def test_flake_check_evaluates_everything(nix, flake):
+    src, override = flake
+    p = nix.run("flake", "check", "--no-build", "--all-systems", *override, cwd=src)
+    assert "error:" not in p.stderr, p.stderr
+    # The VM test's machine, evaluated by the stand-in's runNixOSTest: the
+    # module loads a plugin built for the machine's Nix.
+    machine = json.loads(json.loads(nix.run("eval", "--json", ".#checks.x86_64-linux.nixos.nixSettings", *override,
+                                            cwd=src).stdout))
+    assert machine["plugin-files"][0].endswith("/lib/nix/plugins/libnix-hf.so")
+    assert machine["experimental-features"] == ["nix-command", "flakes"]
+
+
+def test_the_packages_instantiate_against_each_nix(nix, flake):
+    src, override = flake
+    drv = lambda attr: nix.run("eval", "--raw", f".#{attr}", *override, cwd=src).stdout
+    a, b, default = (drv(f"packages.x86_64-linux.{p}.drvPath") for p in ["nix_2_34", "nix_2_35", "default"])
+    assert len({a, b, default}) == 3 and all(d.endswith(".drv") for d in (a, b, default))
+    builds = nix.run("eval", "--json", ".#packages.x86_64-linux.default.builds", "--apply",
+                     "map (b: b.nixVersion)", *override, cwd=src).stdout
+    assert json.loads(builds) == ["2.34.8", "2.35.2"], "the default serves every supported Nix"
+    inputs = nix.run("derivation", "show", ".#packages.x86_64-linux.nix_2_35", *override, cwd=src).stdout
+    assert "nix-store-2.35.2" in inputs and "nix-flake-2.35.2" not in inputs, "links exactly that Nix's libraries"
+    assert "cargo-vendor" in inputs, "crates vendored from Cargo.lock"
+
+
+def test_the_overlay_adds_nix_hf(nix, flake):
+    src, override = flake
+    out = nix.run("eval", "--json", ".#overlays.default", "--apply",
+                  f"""overlay: let lib = import {LIB}/lib;
+                        pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
+                        final = pkgs // overlay final pkgs; in map (b: b.nixVersion) final.nix-hf.builds""",
+                  "--impure", *override, cwd=src)
+    assert json.loads(out.stdout) == ["2.34.8", "2.35.2"]
