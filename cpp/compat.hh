@@ -74,4 +74,14 @@ private:
 using FilteringSourceAccessor = nix::FilteringSourceAccessor;
 #endif
 
+// Makes the store paths in `context` valid. 2.35 mounts inputs lazily and
+// copies one into the store only when something needs it there; 2.34
+// copies every input eagerly.
+inline void ensureInStore([[maybe_unused]] nix::EvalState & state, [[maybe_unused]] const nix::NixStringContext & context)
+{
+#if NIXHF_NIX_MINOR >= 35
+    state.ensureLazyPathsCopied(context);
+#endif
+}
+
 } // namespace nixhf::compat

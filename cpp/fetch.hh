@@ -21,5 +21,6 @@ substituteLocked(const nix::fetchers::Settings & settings, nix::ref<nix::Store> 
 std::string fingerprintOf(const nix::fetchers::Input & input);
 
 void registerPrimOp();
+void registerCachePrimOp();
 
 } // namespace nixhf

@@ -8,4 +8,5 @@ extern "C" __attribute__((visibility("default"))) void nix_plugin_entry()
 {
     nixhf::registerInputScheme();
     nixhf::registerPrimOp();
+    nixhf::registerCachePrimOp();
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::base::{Observer, Revision};
+use crate::cache;
 use crate::error::{Error, Kind, Result};
 use crate::fetch;
 use crate::hub::{self, Hub};
@@ -123,6 +124,21 @@ mod bridge {
         manifest: String,
     }
 
+    /// A snapshot to put into a Hugging Face cache (builtins.hfHubCache).
+    struct CacheSnapshot {
+        key: String,
+        rev: String,
+        refs: Vec<String>,
+        path: String,
+    }
+
+    /// An entry of the cache: a file and its content, or a link and its target.
+    struct CacheEntry {
+        path: String,
+        is_link: bool,
+        value: String,
+    }
+
     unsafe extern "C++" {
         include!("bridge.hh");
         type FetchContext;
@@ -165,6 +181,8 @@ mod bridge {
         /// Downloads and verifies the snapshot into a partial directory
         /// under `partial_root`, returning the tree and its NAR hash.
         fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome;
+        /// The files and links of a Hugging Face cache of `snapshots`.
+        fn hub_cache_layout(snapshots: &Vec<CacheSnapshot>, failure: &mut Failure) -> Vec<CacheEntry>;
         /// Records that `store_path` (a real path) holds `manifest`, so later
         /// snapshots of the repo take unchanged files from it.
         fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str, failure: &mut Failure);
@@ -172,7 +190,8 @@ mod bridge {
 }
 
 pub use bridge::{
-    Attr, AttrInfo, AttrKind, ErrorKind, Failure, FetchContext, FetchOutcome, FetchRequest, Param, UrlParts,
+    Attr, AttrInfo, AttrKind, CacheEntry, CacheSnapshot, ErrorKind, Failure, FetchContext, FetchOutcome, FetchRequest,
+    Param, UrlParts,
 };
 
 impl From<Kind> for ErrorKind {
@@ -378,6 +397,27 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure)
             reused_bytes: out.transferred.reused_bytes,
             manifest: out.manifest.to_string(),
         })
+    })
+}
+
+fn hub_cache_layout(snapshots: &Vec<CacheSnapshot>, failure: &mut Failure) -> Vec<CacheEntry> {
+    guard(failure, || {
+        let snapshots: Vec<cache::Snapshot> = snapshots
+            .iter()
+            .map(|s| cache::Snapshot {
+                key: s.key.clone(),
+                rev: s.rev.clone(),
+                refs: s.refs.clone(),
+                path: s.path.clone(),
+            })
+            .collect();
+        Ok(cache::layout(&snapshots)?
+            .into_iter()
+            .map(|e| match e {
+                cache::Entry::File(path, value) => CacheEntry { path, is_link: false, value },
+                cache::Entry::Link(path, value) => CacheEntry { path, is_link: true, value },
+            })
+            .collect())
     })
 }
 

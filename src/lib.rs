@@ -4,7 +4,7 @@
 //! 1. `error`, `base`: what every layer shares (errors with kinds,
 //!    revisions, listed files and their digests, the observer, the stop flag);
 //! 2. `retry` (the one retry runner), `verify`, `nar`, `select`, `spec`,
-//!    `token`: pure or nearly so;
+//!    `token`, `cache` (a Hugging Face cache's layout): pure or nearly so;
 //! 3. `hub`: HTTP to the Hub;
 //! 4. `donors` (contents already on this machine) and `download` (the
 //!    transfer engine);
@@ -12,6 +12,7 @@
 //! 6. `ffi`: the bridge to the C++ glue in `cpp/`.
 
 mod base;
+mod cache;
 mod donors;
 mod download;
 mod error;

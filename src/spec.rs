@@ -431,7 +431,7 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<()> {
 
 /// Branch and tag names as git allows them, which covers `refs/pr/N` and
 /// `refs/convert/parquet`.
-fn check_ref(r: &str, shown: &str) -> Result<()> {
+pub fn check_ref(r: &str, shown: &str) -> Result<()> {
     let bad_char = r.chars().any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
     if r.is_empty()
         || bad_char

@@ -254,9 +254,10 @@ def test_fault_wrong_bytes_ignored_range_and_expiry(hub, expected):
 
 
 def test_new_commits_move_the_branch(hub):
-    before = json.loads(get(f"{hub.url}/api/models/nixhf/many-files")[2])["sha"]
-    hub.commit("nixhf/many-files", {"README.md": "changed\n"})
-    after = json.loads(get(f"{hub.url}/api/models/nixhf/many-files")[2])["sha"]
+    # nixhf/moving is the repo tests commit to; the others stay as fixtures.py builds them.
+    before = json.loads(get(f"{hub.url}/api/models/nixhf/moving")[2])["sha"]
+    hub.commit("nixhf/moving", {"README.md": "changed\n"})
+    after = json.loads(get(f"{hub.url}/api/models/nixhf/moving")[2])["sha"]
     assert before != after
-    status, _, body = get(f"{hub.url}/api/models/nixhf/many-files/revision/{before}")
+    status, _, body = get(f"{hub.url}/api/models/nixhf/moving/revision/{before}")
     assert status == 200 and json.loads(body)["sha"] == before

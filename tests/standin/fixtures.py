@@ -18,6 +18,16 @@ ALICE_TOKEN = "hf_standinAliceReadToken0000000000"
 BOB_TOKEN = "hf_standinBobReadToken000000000000"
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# A repo holding several quantizations of one model, as GGUF repos do; the
+# llama.cpp example names it.
+GGUF_ID = "Qwen/Qwen2.5-0.5B-Instruct-GGUF"
+
+# Small real files (parquet, GGUF) the libraries under test can read.
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def data(name):
+    return FileBlob(os.path.join(DATA, name))
 
 
 def text(s):
@@ -53,10 +63,32 @@ def tiny_dataset(hash_cache):
         "data/train.csv": Entry("data/train.csv", text("a,b\n1,2\n3,4\n")),
         "data/test.csv": Entry("data/test.csv", text("a,b\n5,6\n")),
     }, message="initial")
+    # The Hub's conversion of the CSV files, as real parquet files.
     r.commit("refs/convert/parquet", {
-        "default/train/0000.parquet": Entry("default/train/0000.parquet", SyntheticBlob("parquet-train", 4096, hash_cache)),
-        "default/test/0000.parquet": Entry("default/test/0000.parquet", SyntheticBlob("parquet-test", 2048, hash_cache)),
+        "default/train/0000.parquet": Entry("default/train/0000.parquet", data("tiny-data-train.parquet")),
+        "default/test/0000.parquet": Entry("default/test/0000.parquet", data("tiny-data-test.parquet")),
     }, message="convert to parquet")
+    return r
+
+
+def parquet_dataset():
+    """A dataset whose main branch is parquet files, one per split."""
+    r = Repo("dataset", "nixhf/squad-mini")
+    r.commit("main", {
+        "README.md": Entry("README.md", text("---\nlicense: mit\n---\n# squad-mini\n")),
+        "data/train-00000-of-00001.parquet": Entry("data/train-00000-of-00001.parquet", data("squad-mini-train.parquet")),
+        "data/test-00000-of-00001.parquet": Entry("data/test-00000-of-00001.parquet", data("squad-mini-test.parquet")),
+    }, message="initial")
+    return r
+
+
+def gguf_model():
+    r = Repo("model", GGUF_ID)
+    files = {"README.md": Entry("README.md", text("# Qwen2.5-0.5B-Instruct-GGUF (stand-in)\n"))}
+    for quant in ["q4_k_m", "q8_0"]:
+        path = f"qwen2.5-0.5b-instruct-{quant}.gguf"
+        files[path] = Entry(path, data(f"tiny-{quant}.gguf"))
+    r.commit("main", files, message="quantizations")
     return r
 
 
@@ -162,7 +194,7 @@ def synthetic_repo(spec, hash_cache):
 def build(hash_cache, synthetic=(), minilm_path=None):
     repos = [
         tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
-        gated_model(hash_cache), private_model(), legacy_model(), moving_model(),
+        gated_model(hash_cache), private_model(), legacy_model(), moving_model(), parquet_dataset(), gguf_model(),
     ]
     model_dir = minilm_path or minilm_dir()
     if model_dir:
