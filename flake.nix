@@ -18,8 +18,11 @@
       forAllSystems = lib.genAttrs systems;
       pkgsFor = system: nixpkgs.legacyPackages.${system};
       scopeFor = system: (pkgsFor system).callPackage ./nix/packages.nix { };
-      # The same module serves NixOS, nix-darwin and home-manager.
-      module = ./nix/module.nix;
+      # programs.nix-hf is the same module for NixOS, nix-darwin and
+      # home-manager; services.hf-models differs between NixOS and
+      # home-manager in where the environment goes.
+      plugin = ./nix/module.nix;
+      models = import ./nix/hf-models.nix;
     in
     {
       packages = forAllSystems (
@@ -34,9 +37,19 @@
         nix-hf = (final.callPackage ./nix/packages.nix { }).default;
       };
 
-      nixosModules.default = module;
-      darwinModules.default = module;
-      homeManagerModules.default = module;
+      nixosModules.default = {
+        imports = [
+          plugin
+          (models "nixos")
+        ];
+      };
+      darwinModules.default = plugin;
+      homeManagerModules.default = {
+        imports = [
+          plugin
+          (models "home-manager")
+        ];
+      };
 
       devShells = forAllSystems (
         system:

@@ -4,6 +4,7 @@ is in harness.py."""
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -32,6 +33,18 @@ def hub(standin):
 @pytest.fixture
 def nix(tmp_path, standin):
     return Nix(str(tmp_path), standin.url)
+
+
+@pytest.fixture
+def at_nix_store(nix):
+    """The test store's /nix mounted at /nix for this test, so that links to
+    /nix/store/… (a hub cache's, say) resolve for programs outside nix.
+    Tests run in dev/nix-env's private mount namespace."""
+    nix.run("eval", "--expr", "1")  # the store exists
+    os.makedirs("/nix", exist_ok=True)
+    subprocess.run(["mount", "--bind", os.path.join(nix.store, "nix"), "/nix"], check=True)
+    yield
+    subprocess.run(["umount", "/nix"], check=True)
 
 
 @pytest.fixture(scope="session")

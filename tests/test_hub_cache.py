@@ -24,18 +24,6 @@ CACHE = f'''builtins.hfHubCache {{
 }}'''
 
 
-@pytest.fixture
-def at_nix_store(nix):
-    """The test store's /nix mounted at /nix for this test, so that the
-    cache's links (to /nix/store/…) resolve for the Python libraries. Tests
-    run in dev/nix-env's private mount namespace."""
-    nix.run("eval", "--expr", "1")  # the store exists
-    os.makedirs("/nix", exist_ok=True)
-    subprocess.run(["mount", "--bind", os.path.join(nix.store, "nix"), "/nix"], check=True)
-    yield
-    subprocess.run(["umount", "/nix"], check=True)
-
-
 def python(code, cache, tmp_path, *args):
     """Runs `code` with the cache as HF_HUB_CACHE, offline, and no Hub that
     could answer; returns its last line as JSON."""
