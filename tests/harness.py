@@ -6,6 +6,7 @@ isolated store, configuration and caches, and helpers that wait on events
 
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -206,3 +207,47 @@ def recorded_pieces(nix, size):
     """How many pieces of files of `size` bytes the partial directory's
     records say are on disk (records are named <digest>-<size>.pieces)."""
     return sum(len(open(f).read().split()) for f in partial_files(nix) if f.endswith(f"-{size}.pieces"))
+
+
+# nixpkgs' lib, mounted by dev/nix-env (NIX_HF_NIXPKGS_LIB).
+NIXPKGS_LIB = "/opt/nixpkgs-lib"
+SYSTEMS = ["x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"]
+
+
+def stub_nixpkgs(root):
+    """A stand-in nixpkgs flake in `root`: nixpkgs' real lib and the stub
+    packages of tests/nix, for evaluating flakes where nixpkgs cannot be
+    fetched. Returns `--override-input nixpkgs …` for nix."""
+    os.makedirs(root, exist_ok=True)
+    for f in ["stub-pkgs.nix", "stub-nixos.nix"]:
+        shutil.copy(os.path.join(TESTS, "nix", f), os.path.join(root, f))
+    systems = " ".join(f'"{s}"' for s in SYSTEMS)
+    with open(os.path.join(root, "flake.nix"), "w") as f:
+        f.write(f"""{{
+  inputs.lib.url = "path:{NIXPKGS_LIB}";
+  outputs = {{ self, lib }}: {{
+    lib = lib.lib;
+    legacyPackages = lib.lib.genAttrs [ {systems} ]
+      (system: import ./stub-pkgs.nix {{ lib = lib.lib; inherit system; }});
+  }};
+}}
+""")
+    return ["--override-input", "nixpkgs", f"path:{root}"]
+
+
+def copy_checkout(dst):
+    """The checkout's files, without builds, as a path flake."""
+    shutil.copytree(TOP, dst, ignore=shutil.ignore_patterns("build", ".git", ".scratch", "__pycache__", "target"))
+    return str(dst)
+
+
+def offline_python(code, cache, tmp_path, *args):
+    """Runs Python `code` with `cache` as HF_HUB_CACHE, offline, and no Hub
+    that could answer; returns its last line of output as JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_HUB_CACHE=cache, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9",
+               HF_HOME=str(tmp_path / "hf-home"), HF_DATASETS_CACHE=str(tmp_path / "datasets"),
+               HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_OFFLINE="1")
+    p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])

@@ -2,14 +2,11 @@
 evaluation, read by the real libraries (huggingface_hub, transformers,
 datasets) offline, with no Hub they could reach."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from harness import Nix
+from harness import Nix, offline_python as python
 from standin.fixtures import MINILM_ID
 
 MINILM = f'builtins.fetchHuggingFace "{MINILM_ID}"'
@@ -22,17 +19,6 @@ CACHE = f'''builtins.hfHubCache {{
        refs = [ "refs/convert/parquet" ]; }}
   ];
 }}'''
-
-
-def python(code, cache, tmp_path, *args):
-    """Runs `code` with the cache as HF_HUB_CACHE, offline, and no Hub that
-    could answer; returns its last line as JSON."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    env.update(HF_HUB_CACHE=cache, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"),
-               HF_DATASETS_CACHE=str(tmp_path / "datasets"), HF_HUB_DISABLE_TELEMETRY="1", TRANSFORMERS_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def rev_of(nix, expr):

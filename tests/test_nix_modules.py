@@ -7,14 +7,10 @@ packages and running the VM test need a machine with nixpkgs."""
 
 import json
 import os
-import shutil
 
 import pytest
 
-from harness import PLUGIN, TOP
-
-LIB = "/opt/nixpkgs-lib"
-SYSTEMS = ["x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"]
+from harness import NIXPKGS_LIB as LIB, PLUGIN, SYSTEMS, TOP, copy_checkout, stub_nixpkgs
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -123,22 +119,7 @@ def test_the_real_nix_takes_the_modules_settings(nix, tmp_path):
 def flake(tmp_path_factory):
     """nix-hf's flake as a path flake, and a stand-in nixpkgs flake."""
     root = tmp_path_factory.mktemp("flake")
-    src = root / "nix-hf"
-    shutil.copytree(TOP, src, ignore=shutil.ignore_patterns("build", ".git", ".scratch", "__pycache__", "target"))
-    stub = root / "nixpkgs"
-    stub.mkdir()
-    for f in ["stub-pkgs.nix", "stub-nixos.nix"]:
-        shutil.copy(os.path.join(TOP, "tests", "nix", f), stub / f)
-    (stub / "flake.nix").write_text(f"""{{
-  inputs.lib.url = "path:{LIB}";
-  outputs = {{ self, lib }}: {{
-    lib = lib.lib;
-    legacyPackages = lib.lib.genAttrs {json.dumps(SYSTEMS).replace(",", "")}
-      (system: import ./stub-pkgs.nix {{ lib = lib.lib; inherit system; }});
-  }};
-}}
-""")
-    return str(src), ["--override-input", "nixpkgs", f"path:{stub}"]
+    return copy_checkout(root / "nix-hf"), stub_nixpkgs(str(root / "nixpkgs"))
 
 
 def test_flake_show_lists_every_output(nix, flake):

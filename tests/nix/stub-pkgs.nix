@@ -77,17 +77,29 @@ let
       );
     mkShell =
       args:
-      fake "nix-shell" {
-        inputs = args.inputsFrom or [ ];
-        packages = args.packages or [ ];
+      fake "nix-shell" (
+        builtins.removeAttrs args [ "inputsFrom" ]
+        // {
+          inputs = args.inputsFrom or [ ];
+        }
+      );
+    writeShellScriptBin = name: text: fake name { inherit text; };
+    llama-cpp = tool "llama-cpp";
+    python3Packages = {
+      transformers = tool "python3-transformers";
+      llm = tool "python3-llm" // {
+        withPlugins = plugins: fake "llm-with-plugins" { plugins = builtins.attrNames plugins; };
       };
+    };
     meson = tool "meson";
     ninja = tool "ninja";
     pkg-config = tool "pkg-config";
     cargo = tool "cargo";
     rustc = tool "rustc";
     rustfmt = tool "rustfmt";
-    python3 = tool "python3";
+    python3 = tool "python3" // {
+      withPackages = f: fake "python3-env" { packages = f pkgs.python3Packages; };
+    };
     rustPlatform = {
       importCargoLock = { lockFile }: fake "cargo-vendor" { lock = builtins.readFile lockFile; };
       cargoSetupHook = tool "cargo-setup-hook";

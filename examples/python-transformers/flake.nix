@@ -1,0 +1,36 @@
+{
+  description = "A Python shell whose transformers loads a pinned model from a Hugging Face cache, offline";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  inputs.minilm = {
+    url = "hf:sentence-transformers/all-MiniLM-L6-v2";
+    flake = false;
+  };
+
+  outputs =
+    { nixpkgs, minilm, ... }:
+    let
+      forAllSystems = nixpkgs.lib.genAttrs [
+        "x86_64-linux"
+        "aarch64-linux"
+        "aarch64-darwin"
+      ];
+    in
+    {
+      devShells = forAllSystems (
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+        in
+        {
+          default = pkgs.mkShell {
+            packages = [ (pkgs.python3.withPackages (ps: [ ps.transformers ])) ];
+            # A Hugging Face cache made of the pinned snapshot: no build, no copy.
+            HF_HUB_CACHE = builtins.hfHubCache { "sentence-transformers/all-MiniLM-L6-v2" = minilm; };
+            HF_HUB_OFFLINE = "1";
+          };
+        }
+      );
+    };
+}
