@@ -4,14 +4,15 @@
 #   $out/lib/nix/nix-hf/<version>/libnix-hf.so  the plugin, for exactly that Nix
 #
 # It links the very Nix libraries (`nix.libs`) of the Nix it is loaded into.
-# From nixpkgs (26.05 and unstable): stdenv.mkDerivation, lib.fileset,
-# lib.importTOML, meson, ninja, pkg-config, cargo, rustc,
-# rustPlatform.importCargoLock (our Cargo.lock, vendored: no network in the
-# build), rustPlatform.cargoSetupHook, and the Nix package's passthru.libs
+# From nixpkgs (26.05 and unstable): stdenv.mkDerivation, meson, ninja,
+# pkg-config, cargo, rustc, rustPlatform.cargoSetupHook (with source.nix's
+# lib.fileset, lib.importTOML, rustPlatform.importCargoLock), and the Nix
+# package's passthru.libs
 # (nix-store, nix-expr, nix-fetchers, nix-util, nix-flake), which
 # pkgs/tools/package-management/nix/modular/packaging/everything.nix defines.
 {
   lib,
+  callPackage,
   stdenv,
   meson,
   ninja,
@@ -22,24 +23,12 @@
   nix,
 }:
 
+let
+  source = callPackage ./source.nix { };
+in
 stdenv.mkDerivation {
   pname = "nix-hf";
-  version = (lib.importTOML ../Cargo.toml).package.version;
-
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../build.rs
-      ../meson.build
-      ../build-aux
-      ../cpp
-      ../src
-    ];
-  };
-
-  cargoDeps = rustPlatform.importCargoLock { lockFile = ../Cargo.lock; };
+  inherit (source) version src cargoDeps;
 
   nativeBuildInputs = [
     meson

@@ -1,28 +1,18 @@
-# The Rust core's unit and property tests (cargo test), with the crates
-# vendored from Cargo.lock: no network in the build.
+# The Rust core's unit and property tests (cargo test).
 {
-  lib,
+  callPackage,
   stdenv,
   cargo,
   rustc,
   rustPlatform,
 }:
 
+let
+  source = callPackage ./source.nix { };
+in
 stdenv.mkDerivation {
   pname = "nix-hf-rust-tests";
-  version = (lib.importTOML ../Cargo.toml).package.version;
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../build.rs
-      ../cpp/bridge.hh
-      ../src
-      ../proptest-regressions
-    ];
-  };
-  cargoDeps = rustPlatform.importCargoLock { lockFile = ../Cargo.lock; };
+  inherit (source) version src cargoDeps;
   nativeBuildInputs = [
     cargo
     rustc
