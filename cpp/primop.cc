@@ -59,7 +59,7 @@ Input inputFromArg(EvalState & state, const PosIdx pos, Value & arg)
             "while evaluating the argument passed to builtins.fetchHuggingFace"));
         return Input::fromURL(settings, std::string(primop_url(s)));
     }
-    Attrs attrs{{"type", std::string("hf")}};
+    Attrs attrs{{"type", std::string(scheme_name())}};
     for (auto & attr : *arg.attrs()) {
         std::string name(state.symbols[attr.name]);
         state.forceValue(*attr.value, attr.pos);
