@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn matches_nix_for_a_known_tree() {
         // A directory with "hello" = "hello\n" and "d/empty" = "": its NAR
-        // hash as printed by `nix hash path --base16` (Nix 2.26.3).
+        // hash as printed by `nix hash path --base16` (Nix 2.26.3 and 2.35.2 alike).
         let files: &[(&str, &[u8])] = &[("hello", b"hello\n"), ("d/empty", b"")];
         let paths: Vec<&str> = files.iter().map(|f| f.0).collect();
         let (h, size) = hash_tree(&paths, |p| {
