@@ -261,6 +261,10 @@ fn params(pairs: Vec<(String, String)>) -> Vec<Param> {
     pairs.into_iter().map(|(name, value)| Param { name, value }).collect()
 }
 
+fn pairs(params: &[Param]) -> Vec<(String, String)> {
+    params.iter().map(|p| (p.name.clone(), p.value.clone())).collect()
+}
+
 fn parse(attrs: &[Attr]) -> Result<Spec> {
     Spec::from_attrs(&to_spec_attrs(attrs))
 }
@@ -295,10 +299,7 @@ fn primop_url(arg: &str) -> String {
 }
 
 fn input_from_url(path: &str, query: &Vec<Param>, shown: &str, failure: &mut Failure) -> Vec<Attr> {
-    guard(failure, || {
-        let q: Vec<(String, String)> = query.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
-        Ok(from_spec(&Spec::from_url(path, &q, shown)?))
-    })
+    guard(failure, || Ok(from_spec(&Spec::from_url(path, &pairs(query), shown)?)))
 }
 
 fn input_from_attrs(attrs: &Vec<Attr>, failure: &mut Failure) -> Vec<Attr> {
@@ -367,8 +368,7 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure)
     guard(failure, || {
         let spec = parse(&req.attrs)?;
         let endpoint = hub::parse_endpoint(&endpoint(&req.endpoint_setting))?;
-        let tokens: Vec<(String, String)> =
-            req.access_tokens.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+        let tokens = pairs(&req.access_tokens);
         let hub = Arc::new(Hub::new(hub::Settings {
             token: token::choose(&endpoint, &tokens, Some(&req.token_file), &|k| std::env::var(k).ok()),
             endpoint,

@@ -244,13 +244,7 @@ impl Spec {
             );
         }
         if let Some(r) = &rev {
-            if !is_commit(r) {
-                fail!(
-                    InvalidInput,
-                    "input '{shown}': rev '{r}' is not a full 40-character hexadecimal commit id; \
-                     use ref for branch and tag names"
-                );
-            }
+            check_rev(r, shown)?;
         }
         if let Some(r) = &reference {
             check_ref(r, shown)?;
@@ -358,9 +352,7 @@ impl Spec {
                 s.rev = None;
             }
             (None, Some(c)) => {
-                if !is_commit(c) {
-                    fail!(InvalidInput, "input '{shown}': '{c}' is not a full 40-character commit id");
-                }
+                check_rev(c, &shown)?;
                 s.rev = Some(c.to_ascii_lowercase());
                 s.reference = None;
             }
@@ -425,6 +417,17 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<()> {
                  no '--' or '..'; at most 96 characters)"
             );
         }
+    }
+    Ok(())
+}
+
+/// A commit as inputs give it: the full id, in either case.
+fn check_rev(r: &str, shown: &str) -> Result<()> {
+    if !is_commit(r) {
+        fail!(
+            InvalidInput,
+            "input '{shown}': rev '{r}' is not a full 40-character hexadecimal commit id; use ref for branch and tag names"
+        );
     }
     Ok(())
 }
