@@ -1,11 +1,16 @@
-//! What every layer of the core shares: the commit a ref points to, a
-//! listed file and the hash it must have, what the core reports upward, and
-//! the flag that stops a fetch.
+//! What every layer of the core shares: the Hub's address, the commit a ref
+//! points to, a listed file and the hash it must have, what the core reports
+//! upward, and the flag that stops a fetch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+
+/// The Hugging Face Hub: the endpoint when nothing names another, and the
+/// one Hub (besides the user's own HF_ENDPOINT) that tokens naming no host
+/// may go to.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// The commit a ref points to, and its date (seconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]

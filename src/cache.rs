@@ -4,9 +4,11 @@
 //! `snapshots/<commit>` is the snapshot itself, linked, so that the cache
 //! refers to the snapshots (they are in its closure) and holds none of
 //! their bytes. Pure: the glue writes these entries and adds them to the
-//! store.
+//! store. Also where the official client's own files are, for the token
+//! and for blobs a fetch may reuse.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use crate::error::{fail, Result};
 use crate::spec::{check_ref, is_commit, Kind, Spec};
@@ -46,7 +48,7 @@ pub fn layout(snapshots: &[Snapshot]) -> Result<Vec<Entry>> {
         if !is_commit(&s.rev) {
             fail!(InvalidInput, "{shown}: '{}' is not a 40-character commit id", s.rev);
         }
-        let folder = folder(&spec);
+        let folder = repo_folder(&spec);
         for r in &s.refs {
             if check_ref(r, "").is_err() {
                 fail!(InvalidInput, "{shown}: '{r}' is not a valid branch or tag name");
@@ -74,14 +76,26 @@ pub fn layout(snapshots: &[Snapshot]) -> Result<Vec<Entry>> {
     Ok(entries.into_values().collect())
 }
 
-/// The repo's folder, as the official client names it.
-fn folder(spec: &Spec) -> String {
+/// A repo's folder in a cache, as the official client names it
+/// (`models--ORG--NAME`).
+pub fn repo_folder(spec: &Spec) -> String {
     let kind = match spec.kind {
         Kind::Model => "models",
         Kind::Dataset => "datasets",
         Kind::Space => "spaces",
     };
     format!("{kind}--{}", spec.repo.replace('/', "--"))
+}
+
+/// Where the official client keeps its files (its token, its cache under
+/// `hub/`): `$HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else
+/// `~/.cache/huggingface`.
+pub fn hf_home(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("HF_HOME").map(PathBuf::from).or_else(|| {
+        env("XDG_CACHE_HOME")
+            .map(|c| PathBuf::from(c).join("huggingface"))
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
+    })
 }
 
 #[cfg(test)]

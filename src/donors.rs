@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value as Json};
 
 use crate::base::{content_key, Digest, FileEntry};
-use crate::spec::{Kind, Spec};
+use crate::cache;
+use crate::spec::Spec;
 use crate::verify::Verifier;
 
 /// How many earlier snapshots of a repo the index remembers.
@@ -42,19 +43,8 @@ fn read_index(path: &Path) -> Vec<Json> {
 /// `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub` or
 /// `~/.cache/huggingface/hub`.
 pub fn hf_blobs_dir(spec: &Spec, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let hub = env("HF_HUB_CACHE").map(PathBuf::from).or_else(|| {
-        env("HF_HOME").map(|h| PathBuf::from(h).join("hub")).or_else(|| {
-            env("XDG_CACHE_HOME")
-                .map(|c| PathBuf::from(c).join("huggingface/hub"))
-                .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub")))
-        })
-    })?;
-    let kind = match spec.kind {
-        Kind::Model => "models",
-        Kind::Dataset => "datasets",
-        Kind::Space => "spaces",
-    };
-    Some(hub.join(format!("{kind}--{}", spec.repo.replace('/', "--"))).join("blobs"))
+    let hub = env("HF_HUB_CACHE").map(PathBuf::from).or_else(|| cache::hf_home(env).map(|h| h.join("hub")))?;
+    Some(hub.join(cache::repo_folder(spec)).join("blobs"))
 }
 
 impl Donors {

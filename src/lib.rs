@@ -1,10 +1,12 @@
 //! The Rust core of nix-hf: everything that is not Nix. Layers, each using
 //! only those before it:
 //!
-//! 1. `error`, `base`: what every layer shares (errors with kinds,
-//!    revisions, listed files and their digests, the observer, the stop flag);
+//! 1. `error`, `base`: what every layer shares (errors with kinds, the
+//!    Hub's address, revisions, listed files and their digests, the
+//!    observer, the stop flag);
 //! 2. `retry` (the one retry runner), `verify`, `nar`, `select`, `spec`,
-//!    `token`, `cache` (a Hugging Face cache's layout): pure or nearly so;
+//!    `cache` (a Hugging Face cache's layout, and where the official client
+//!    keeps its files), `token`: pure or nearly so;
 //! 3. `hub`: HTTP to the Hub;
 //! 4. `donors` (contents already on this machine) and `download` (the
 //!    transfer engine);

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use url::Url;
 
+use crate::base::DEFAULT_ENDPOINT;
+use crate::cache;
+
 #[derive(Clone)]
 pub struct Token {
     value: String,
@@ -34,10 +37,6 @@ impl fmt::Debug for Token {
         write!(f, "Token(from {})", self.source)
     }
 }
-
-/// The Hub that implicit tokens may go to when the user's environment names
-/// none.
-const DEFAULT_HUB: &str = "https://huggingface.co";
 
 /// Which token a fetch sends to its endpoint, or why it sends none.
 #[derive(Debug, Default)]
@@ -113,7 +112,7 @@ pub fn choose(
 
 /// Whether tokens that name no host may go to `endpoint`.
 fn trusted(endpoint: &Url, env: &dyn Fn(&str) -> Option<String>) -> bool {
-    [env("HF_ENDPOINT").filter(|e| !e.is_empty()), Some(DEFAULT_HUB.to_string())]
+    [env("HF_ENDPOINT").filter(|e| !e.is_empty()), Some(DEFAULT_ENDPOINT.to_string())]
         .into_iter()
         .flatten()
         .filter_map(|e| Url::parse(e.trim_end_matches('/')).ok())
@@ -135,12 +134,7 @@ fn implicit_token(env: &dyn Fn(&str) -> Option<String>) -> Option<Token> {
     if let Some(p) = env("HF_TOKEN_PATH") {
         files.push(PathBuf::from(p));
     }
-    let hf_home = env("HF_HOME").map(PathBuf::from).or_else(|| {
-        env("XDG_CACHE_HOME")
-            .map(|c| PathBuf::from(c).join("huggingface"))
-            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
-    });
-    if let Some(h) = hf_home {
+    if let Some(h) = cache::hf_home(env) {
         files.push(h.join("token"));
     }
     files.into_iter().find_map(|f| {

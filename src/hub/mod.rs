@@ -15,15 +15,13 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
 use serde_json::Value as Json;
 use url::Url;
 
-use crate::base::{FileEntry, Revision};
+use crate::base::{FileEntry, Revision, DEFAULT_ENDPOINT};
 use crate::error::{fail, Error, Kind, Result};
 use crate::retry::{self, Attempt, Budget, RealClock};
 use crate::spec::Spec;
 use crate::token::Choice;
 
 pub use messages::{read_failed, EXPIRED};
-
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// The endpoint from the plugin setting, else `HF_ENDPOINT`, else the Hub.
 pub fn endpoint_from(setting: &str, env: Option<String>) -> String {
