@@ -2,6 +2,10 @@
 
 namespace nixhf {
 
+namespace {
+
+const char * const bookkeeping[] = {"type", "__final"};
+
 rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs)
 {
     rust::Vec<Attr> out;
@@ -17,17 +21,7 @@ rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs)
     return out;
 }
 
-namespace {
-const char * const bookkeeping[] = {"type", "__final"};
-}
-
-nix::fetchers::Attrs withBookkeeping(nix::fetchers::Attrs canonical, const nix::fetchers::Attrs & original)
-{
-    for (auto name : bookkeeping)
-        if (auto i = original.find(name); i != original.end())
-            canonical.insert_or_assign(name, i->second);
-    return canonical;
-}
+} // namespace
 
 rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs)
 {
@@ -37,10 +31,10 @@ rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs)
     return toRust(copy);
 }
 
-nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs)
+nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & canonical, const nix::fetchers::Attrs & original)
 {
     nix::fetchers::Attrs out;
-    for (auto & a : attrs) {
+    for (auto & a : canonical) {
         std::string name(a.name);
         if (a.kind == AttrKind::Int)
             out.insert_or_assign(name, uint64_t(a.int_value));
@@ -49,6 +43,9 @@ nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs)
         else
             out.insert_or_assign(name, std::string(a.str_value));
     }
+    for (auto name : bookkeeping)
+        if (auto i = original.find(name); i != original.end())
+            out.insert_or_assign(name, i->second);
     return out;
 }
 

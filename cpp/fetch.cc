@@ -114,8 +114,8 @@ std::optional<uint64_t> cachedLastModified(Cache & cache, const Input & input, c
 Input lockedInput(const Input & input, const std::string & rev, uint64_t lastModified)
 {
     auto result(input);
-    result.attrs = withBookkeeping(
-        fromRust(callRust([&](Failure & f) { return input_locked(describing(input.attrs), rev, lastModified, f); })),
+    result.attrs = fromRust(
+        callRust([&](Failure & f) { return input_locked(describing(input.attrs), rev, lastModified, f); }),
         input.attrs);
     return result;
 }
@@ -267,7 +267,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     }
     AutoCloseFD partialLock(out.lock_fd);
     auto result(input);
-    result.attrs = withBookkeeping(fromRust(out.locked), input.attrs);
+    result.attrs = fromRust(out.locked, input.attrs);
     auto rev = getStrAttr(result.attrs, "rev");
     auto lastModified = getIntAttr(result.attrs, "lastModified");
     auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);

@@ -8,16 +8,13 @@
 
 namespace nixhf {
 
-rust::Vec<Attr> toRust(const nix::fetchers::Attrs & attrs);
-nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & attrs);
-
 // The attributes that describe an input, for Rust: without Nix's own
 // bookkeeping (`type`, `__final`), which Rust neither checks nor keeps.
 rust::Vec<Attr> describing(const nix::fetchers::Attrs & attrs);
 
-// `canonical` (from Rust) with Nix's bookkeeping attributes (`type`,
-// `__final`) as `original` had them: they pass through the core untouched.
-nix::fetchers::Attrs withBookkeeping(nix::fetchers::Attrs canonical, const nix::fetchers::Attrs & original);
+// The attributes Rust made (`canonical`), with Nix's bookkeeping attributes
+// as `original` had them: they pass through the core untouched.
+nix::fetchers::Attrs fromRust(const rust::Vec<Attr> & canonical, const nix::fetchers::Attrs & original);
 
 // Throws the Nix error a failure's kind calls for.
 [[noreturn]] void throwFailure(const Failure & failure);

@@ -14,10 +14,10 @@ using namespace nix::fetchers;
 
 namespace {
 
-Input makeInput(Attrs canonical, const Attrs & original)
+Input makeInput(Attrs attrs)
 {
     Input input;
-    input.attrs = withBookkeeping(std::move(canonical), original);
+    input.attrs = std::move(attrs);
     return input;
 }
 
@@ -42,14 +42,14 @@ struct HfInputScheme : InputScheme
         // The path as the user wrote it between the slashes, each segment
         // already percent-decoded; the core splits it its own way.
         auto path = url.renderPath();
-        auto attrs = fromRust(callRust([&](Failure & f) { return input_from_url(path, query, url.to_string(), f); }));
-        return makeInput(std::move(attrs), {{"type", std::string(schemeName())}});
+        auto canonical = callRust([&](Failure & f) { return input_from_url(path, query, url.to_string(), f); });
+        return makeInput(fromRust(canonical, {{"type", std::string(schemeName())}}));
     }
 
     std::optional<Input> inputFromAttrs(const fetchers::Settings & settings, const Attrs & attrs) const override
     {
-        auto canonical = fromRust(callRust([&](Failure & f) { return input_from_attrs(describing(attrs), f); }));
-        return makeInput(std::move(canonical), attrs);
+        auto canonical = callRust([&](Failure & f) { return input_from_attrs(describing(attrs), f); });
+        return makeInput(fromRust(canonical, attrs));
     }
 
     std::string schemeDescription() const override
@@ -89,11 +89,10 @@ struct HfInputScheme : InputScheme
     {
         auto input(original);
         auto gitRev = rev ? rev->gitRev() : "";
-        input.attrs = withBookkeeping(
-            fromRust(callRust([&](Failure & f) {
-                return input_with_override(describing(original.attrs), bool(ref), ref.value_or(""), bool(rev), gitRev, f);
-            })),
-            original.attrs);
+        auto canonical = callRust([&](Failure & f) {
+            return input_with_override(describing(original.attrs), bool(ref), ref.value_or(""), bool(rev), gitRev, f);
+        });
+        input.attrs = fromRust(canonical, original.attrs);
         return input;
     }
 
