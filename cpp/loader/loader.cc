@@ -36,11 +36,6 @@ const std::string * findString(const char * const (&names)[2])
     return nullptr;
 }
 
-void say(const std::string & line)
-{
-    std::fprintf(stderr, "nix-hf: %s\n", line.c_str());
-}
-
 // Where this loader's builds are: <prefix>/lib/nix/nix-hf/<version>/.
 fs::path buildsDir()
 {
@@ -71,10 +66,15 @@ std::string joined(const std::vector<std::string> & versions)
     return s;
 }
 
-const char * const todo =
-    "hf: inputs and builtins.fetchHuggingFace are unavailable in this nix. "
-    "Use nix-hf built for this Nix (the NixOS, nix-darwin and home-manager modules build it for nix.package), "
-    "or remove it from plugin-files";
+// The one line, after which Nix carries on without the plugin.
+void stepAside(const std::string & why)
+{
+    std::fprintf(stderr,
+        "nix-hf: %s; hf: inputs and builtins.fetchHuggingFace are unavailable in this nix. Use nix-hf built for "
+        "this Nix (the NixOS, nix-darwin and home-manager modules build it for nix.package), or remove it from "
+        "plugin-files.\n",
+        why.c_str());
+}
 
 void load()
 {
@@ -83,19 +83,19 @@ void load()
 
     auto running = findString(versionSymbols);
     if (!running) {
-        say("this nix does not say which Nix it is (no nix::nixVersion), and nix-hf has builds for Nix "
-            + joined(versions) + " only; " + todo + ".");
+        stepAside("this nix does not say which Nix it is (no nix::nixVersion), and nix-hf has builds for Nix "
+            + joined(versions) + " only");
         return;
     }
     if (auto determinate = findString(determinateSymbols)) {
-        say("this is Determinate Nix " + *determinate + " (Nix " + *running
+        stepAside("this is Determinate Nix " + *determinate + " (Nix " + *running
             + "), whose plugin ABI differs from upstream Nix's, and nix-hf has builds for upstream Nix "
-            + joined(versions) + " only; " + todo + ".");
+            + joined(versions) + " only");
         return;
     }
     if (std::find(versions.begin(), versions.end(), *running) == versions.end()) {
-        say("no build for Nix " + *running + " (this nix-hf has builds for Nix " + joined(versions) + " in "
-            + dir.string() + "); " + todo + ".");
+        stepAside("no build for Nix " + *running + " (this nix-hf has builds for Nix " + joined(versions) + " in "
+            + dir.string() + ")");
         return;
     }
 
@@ -103,12 +103,12 @@ void load()
     void * handle = dlopen(build.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         auto why = dlerror();
-        say("cannot load " + build.string() + " (" + (why ? why : "unknown error") + "); " + todo + ".");
+        stepAside("cannot load " + build.string() + " (" + (why ? why : "unknown error") + ")");
         return;
     }
     auto entry = reinterpret_cast<void (*)()>(dlsym(handle, "nix_plugin_entry"));
     if (!entry) {
-        say(build.string() + " is not a nix-hf build (it has no nix_plugin_entry); " + todo + ".");
+        stepAside(build.string() + " is not a nix-hf build (it has no nix_plugin_entry)");
         return;
     }
     entry();
@@ -122,8 +122,8 @@ extern "C" __attribute__((visibility("default"))) void nix_plugin_entry()
     try {
         load();
     } catch (std::exception & e) {
-        say(std::string("could not load the plugin: ") + e.what() + "; " + todo + ".");
+        stepAside(std::string("could not load the plugin: ") + e.what());
     } catch (...) {
-        say(std::string("could not load the plugin; ") + todo + ".");
+        stepAside("could not load the plugin");
     }
 }
