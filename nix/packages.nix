@@ -23,12 +23,13 @@ let
 
   forNix = nixPackage: callPackage ./package.nix { nix = nixPackage; };
 
-  # One build per Nix release this nixpkgs has, named nix_2_34, nix_2_35.
-  nixes = lib.filter hasBuild (
-    [ nix ] ++ map (v: nixVersions."nix_${lib.replaceStrings [ "." ] [ "_" ] v}" or null) supported
-  );
+  # nixVersions' name for a release: "2.35" -> nix_2_35.
+  attrName = release: "nix_${lib.replaceStrings [ "." ] [ "_" ] release}";
+
+  # One build per Nix release this nixpkgs has, named as nixVersions names it.
+  nixes = lib.filter hasBuild ([ nix ] ++ map (v: nixVersions.${attrName v} or null) supported);
   builds = lib.listToAttrs (
-    map (n: lib.nameValuePair "nix_${lib.replaceStrings [ "." ] [ "_" ] (lib.versions.majorMinor n.version)}" (forNix n)) nixes
+    map (n: lib.nameValuePair (attrName (lib.versions.majorMinor n.version)) (forNix n)) nixes
   );
 
   # One loader (a real file: it finds the builds beside its own path) and
