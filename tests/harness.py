@@ -212,6 +212,25 @@ def recorded_pieces(nix, size):
 # nixpkgs' lib, mounted by dev/nix-env (NIX_HF_NIXPKGS_LIB).
 NIXPKGS_LIB = "/opt/nixpkgs-lib"
 SYSTEMS = ["x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"]
+# tests/nix's stand-in for nixpkgs' packages, as an expression over `lib`.
+STUB_PKGS = f'import {TESTS}/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }}'
+
+
+def modules_expr(host, modules, then):
+    """An expression: `modules` (Nix expressions) evaluated by nixpkgs' real
+    lib.evalModules over `host`, a stand-in in tests/nix for the options of
+    NixOS or home-manager, with the stub packages; then `then`, an
+    expression over `lib`, `pkgs` and the resulting `config`."""
+    return f"""
+      let
+        lib = import {NIXPKGS_LIB}/lib;
+        pkgs = {STUB_PKGS};
+        config = (lib.evalModules {{
+          modules = [ {TESTS}/nix/{host} {" ".join(f"({m})" for m in modules)} ];
+          specialArgs = {{ inherit pkgs; }};
+        }}).config;
+      in {then}
+    """
 
 
 def stub_nixpkgs(root):

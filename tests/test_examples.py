@@ -13,9 +13,8 @@ import shutil
 import pytest
 
 from harness import TOP, copy_checkout, offline_python, stub_nixpkgs
-from standin.fixtures import GGUF_ID, MINILM_ID
+from standin.fixtures import GGUF_ID, GGUF_Q4 as Q4, MINILM_ID
 
-Q4 = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
 MINILM_FOLDER = "models--sentence-transformers--all-MiniLM-L6-v2"
 
 

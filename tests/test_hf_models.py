@@ -10,11 +10,8 @@ import subprocess
 
 import pytest
 
-from harness import TOP
-from standin.fixtures import GGUF_ID, MINILM_ID
-
-LIB = "/opt/nixpkgs-lib"
-Q4 = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
+from harness import TOP, modules_expr
+from standin.fixtures import GGUF_ID, GGUF_Q4 as Q4, MINILM_ID
 
 
 @pytest.fixture
@@ -27,21 +24,16 @@ def pins(nix):
     return out
 
 
-def evaluate(nix, host, modules, then):
+def expression(host, modules, then):
+    """`then` (over `config` and `cfg`) of services.hf-models for `host`
+    ("nixos" or "home-manager") with `modules` on top."""
     stub = "stub-nixos.nix" if host == "nixos" else "stub-home-manager.nix"
-    expr = f"""
-      let
-        lib = import {LIB}/lib;
-        pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
-        config = (lib.evalModules {{
-          modules = [ {TOP}/tests/nix/{stub} (import {TOP}/nix/hf-models.nix "{host}") ]
-            ++ [ {" ".join(f"({m})" for m in modules)} ];
-          specialArgs = {{ inherit pkgs; }};
-        }}).config;
-        cfg = config.services.hf-models;
-      in {then}
-    """
-    return nix.eval(expr)
+    return modules_expr(stub, [f'import {TOP}/nix/hf-models.nix "{host}"', *modules],
+                        f"let cfg = config.services.hf-models; in {then}")
+
+
+def evaluate(nix, host, modules, then):
+    return nix.eval(expression(host, modules, then))
 
 
 def models(pins, extra=""):
@@ -76,11 +68,8 @@ def test_a_flake_input_can_be_the_source(nix, pins):
 
 
 def test_a_model_without_a_pin_says_what_to_do(nix):
-    p = nix.fails("eval", "--impure", "--json", "--expr", f"""
-      let lib = import {LIB}/lib; pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
-      in (lib.evalModules {{ modules = [ {TOP}/tests/nix/stub-nixos.nix (import {TOP}/nix/hf-models.nix "nixos")
-            {{ services.hf-models.models.minilm.repo = "{MINILM_ID}"; }} ];
-          specialArgs = {{ inherit pkgs; }}; }}).config.services.hf-models.paths""")
+    p = nix.fails("eval", "--impure", "--json", "--expr", expression(
+        "nixos", [f'{{ services.hf-models.models.minilm.repo = "{MINILM_ID}"; }}'], "cfg.paths"))
     assert f"services.hf-models.models.minilm: give rev and narHash to pin {MINILM_ID}" in p.stderr
     assert f"nix flake prefetch hf:{MINILM_ID}" in p.stderr
 
@@ -88,11 +77,7 @@ def test_a_model_without_a_pin_says_what_to_do(nix):
 def test_without_the_plugin_it_says_what_is_missing(nix, pins):
     nix.conf.pop("plugin-files")
     nix.write_conf()
-    p = nix.fails("eval", "--impure", "--json", "--expr", f"""
-      let lib = import {LIB}/lib; pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
-      in (lib.evalModules {{ modules = [ {TOP}/tests/nix/stub-nixos.nix (import {TOP}/nix/hf-models.nix "nixos")
-            ({models(pins)}) ];
-          specialArgs = {{ inherit pkgs; }}; }}).config.services.hf-models.paths""")
+    p = nix.fails("eval", "--impure", "--json", "--expr", expression("nixos", [models(pins)], "cfg.paths"))
     assert "services.hf-models needs nix-hf loaded into the nix that evaluates this configuration" in p.stderr
 
 

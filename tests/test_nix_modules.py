@@ -10,7 +10,10 @@ import os
 
 import pytest
 
-from harness import NIXPKGS_LIB as LIB, PLUGIN, SYSTEMS, TOP, copy_checkout, stub_nixpkgs
+from harness import (NIXPKGS_LIB as LIB, PLUGIN, STUB_PKGS, SYSTEMS, TOP, copy_checkout, modules_expr,
+                     stub_nixpkgs)
+
+MODULE = f"{TOP}/nix/module.nix"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,20 +25,11 @@ def nixpkgs_lib():
 def evaluate(nix, modules, then="config"):
     """`then` (an expression over `config`, `cfg`, `pkgs`, `failed`) of the module
     evaluated with `modules` (Nix expressions) on top."""
-    expr = f"""
+    return nix.eval(modules_expr("stub-nixos.nix", [MODULE, *modules], f"""
       let
-        lib = import {LIB}/lib;
-        pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
-        eval = lib.evalModules {{
-          modules = [ {TOP}/tests/nix/stub-nixos.nix {TOP}/nix/module.nix ] ++ [ {" ".join(f"({m})" for m in modules)} ];
-          specialArgs = {{ inherit pkgs; }};
-        }};
-        config = eval.config;
         cfg = config.programs.nix-hf;
         failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
-      in {then}
-    """
-    return nix.eval(expr)
+      in {then}"""))
 
 
 def test_the_module_loads_the_plugin_built_for_nix_package(nix):
@@ -86,11 +80,9 @@ def test_a_nix_without_a_build_is_an_assertion_not_a_broken_system(nix, package,
 def test_a_token_file_in_the_store_is_refused(nix):
     r = evaluate(nix, ['{ programs.nix-hf = { enable = true; tokenFile = "/nix/store/abc-token"; }; }'], "failed")
     assert len(r) == 1 and "is in the Nix store" in r[0]
-    p = nix.fails("eval", "--impure", "--expr", f"""
-      let lib = import {LIB}/lib; pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
-      in (lib.evalModules {{ modules = [ {TOP}/tests/nix/stub-nixos.nix {TOP}/nix/module.nix
-            {{ programs.nix-hf = {{ enable = true; tokenFile = "relative/token"; }}; }} ];
-          specialArgs = {{ inherit pkgs; }}; }}).config.nix.settings""")
+    p = nix.fails("eval", "--impure", "--expr", modules_expr(
+        "stub-nixos.nix", [MODULE, '{ programs.nix-hf = { enable = true; tokenFile = "relative/token"; }; }'],
+        "config.nix.settings"))
     assert "programs.nix-hf.tokenFile" in p.stderr and "is not of type" in p.stderr
 
 
@@ -162,8 +154,7 @@ def test_the_packages_instantiate_against_each_nix(nix, flake):
 def test_the_overlay_adds_nix_hf(nix, flake):
     src, override = flake
     out = nix.run("eval", "--json", ".#overlays.default", "--apply",
-                  f"""overlay: let lib = import {LIB}/lib;
-                        pkgs = import {TOP}/tests/nix/stub-pkgs.nix {{ inherit lib; system = "x86_64-linux"; }};
+                  f"""overlay: let lib = import {LIB}/lib; pkgs = {STUB_PKGS};
                         final = pkgs // overlay final pkgs; in map (b: b.nixVersion) final.nix-hf.builds""",
                   "--impure", *override, cwd=src)
     assert json.loads(out.stdout) == ["2.34.8", "2.35.2"]

@@ -21,6 +21,8 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # A repo holding several quantizations of one model, as GGUF repos do; the
 # llama.cpp example names it.
 GGUF_ID = "Qwen/Qwen2.5-0.5B-Instruct-GGUF"
+# The quantization the examples and module tests pick from it.
+GGUF_Q4 = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
 
 # Small real files (parquet, GGUF) the libraries under test can read.
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
