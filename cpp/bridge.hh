@@ -2,8 +2,17 @@
 // What the Rust core may call back into: an abstract interface with no Nix
 // types, so the bridge compiles without Nix headers. cpp/fetch.cc implements
 // it on top of Nix's logger and interrupt handling.
+//
+// The core calls interrupted(), progress() and file_started(), and none of
+// them may throw: an exception would unwind through Rust's frames and
+// terminate nix. What an implementation throws is kept instead; from then on
+// interrupted() says yes, so the fetch stops, and rethrow() throws it once the
+// core has returned.
 
 #include <cstdint>
+#include <exception>
+#include <string_view>
+
 #include "rust/cxx.h"
 
 namespace nixhf {
@@ -12,10 +21,27 @@ class FetchContext
 {
 public:
     virtual ~FetchContext() = default;
+
+    bool interrupted() const noexcept;
+    void progress(uint64_t done, uint64_t expected) const noexcept;
+    void file_started(rust::Str path, uint64_t size) const noexcept;
+
+    // Throws what a callback threw, if one did.
+    void rethrow() const;
+
+protected:
     // True once the user pressed Ctrl-C.
-    virtual bool interrupted() const = 0;
-    virtual void progress(uint64_t done, uint64_t expected) const = 0;
-    virtual void file_started(rust::Str path, uint64_t size) const = 0;
+    virtual bool checkInterrupted() const = 0;
+    virtual void showProgress(uint64_t done, uint64_t expected) const = 0;
+    // A file download begins.
+    virtual void showFile(std::string_view path, uint64_t size) const = 0;
+
+private:
+    // Keeps the first exception `f` throws.
+    template<typename F>
+    void guarded(F && f) const noexcept;
+
+    mutable std::exception_ptr thrown;
 };
 
 } // namespace nixhf

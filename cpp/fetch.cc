@@ -58,7 +58,8 @@ struct NixFetchContext : FetchContext
         : act(*logger, lvlInfo, actFileTransfer, fmt("fetching '%s'", what), Logger::Fields{what}, getCurActivity())
     { }
 
-    bool interrupted() const override
+protected:
+    bool checkInterrupted() const override
     {
         try {
             checkInterrupt();
@@ -68,14 +69,14 @@ struct NixFetchContext : FetchContext
         }
     }
 
-    void progress(uint64_t done, uint64_t expected) const override
+    void showProgress(uint64_t done, uint64_t expected) const override
     {
         act.progress(done, expected);
     }
 
-    void file_started(rust::Str path, uint64_t size) const override
+    void showFile(std::string_view path, uint64_t size) const override
     {
-        printMsg(lvlTalkative, "fetching '%s' (%d bytes)", std::string(path), size);
+        printMsg(lvlTalkative, "fetching '%s' (%d bytes)", path, size);
     }
 };
 
@@ -150,12 +151,13 @@ Cache::Key treeHashKey(const std::string & fingerprint)
     return makeSourcePathToHashCacheKey(fingerprint, ContentAddressMethod::Raw::NixArchive, CanonPath::root);
 }
 
-// What getAccessor returns for a snapshot in the store.
-std::pair<ref<SourceAccessor>, Input> fromStore(Store & store, const StorePath & path, Input locked)
+// What getAccessor returns for a snapshot in the store. `given` is the input
+// as the caller gave it: what the user wrote, for the flake = false hint.
+std::pair<ref<SourceAccessor>, Input> fromStore(Store & store, const StorePath & path, Input locked, const Input & given)
 {
     auto tree = store.requireStoreObjectAccessor(path);
     tree->setPathDisplay("«" + locked.to_string() + "»");
-    auto accessor = make_ref<SnapshotAccessor>(tree, locked.to_string());
+    auto accessor = make_ref<SnapshotAccessor>(tree, given.to_string());
     accessor->fingerprint = fingerprintOf(locked);
     return {accessor, std::move(locked)};
 }
@@ -246,35 +248,38 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         auto result = lockedInput(input, std::string(req.known_rev), req.known_last_modified);
         if (auto path = storedTree(*cache, store, result)) {
             debug("'%s' at %s is already in the store", input.to_string(), std::string(req.known_rev));
-            return fromStore(store, *path, result);
+            return fromStore(store, *path, result, input);
         }
     }
 
+    // Held until the snapshot is in the store: the partial directory's lock.
+    auto fetch = callRust([&](Failure & f) { return new_fetch(req, f); });
     Failure failure{false, ErrorKind::Bug, {}};
     FetchOutcome out;
     {
         NixFetchContext ctx(input.to_string());
-        out = fetch_snapshot(req, ctx, failure);
+        // Ctrl-C wakes the core at once, whatever it is waiting for.
+        auto onInterrupt = createInterruptCallback([&]() { fetch->interrupt(); });
+        out = fetch->run(ctx, failure);
+        ctx.rethrow();
     }
     if (failure.failed) {
         if (stale && failure.kind == ErrorKind::Unreachable)
             if (auto path = storedTree(*cache, store, *stale)) {
                 warn("%s; using the commit %s of '%s' fetched earlier", std::string(failure.message),
                     getStrAttr(stale->attrs, "rev"), input.to_string());
-                return fromStore(store, *path, *stale);
+                return fromStore(store, *path, *stale, input);
             }
         throwFailure(failure);
     }
-    AutoCloseFD partialLock(out.lock_fd);
     auto result(input);
     result.attrs = fromRust(out.locked, input.attrs);
     auto rev = getStrAttr(result.attrs, "rev");
     auto lastModified = getIntAttr(result.attrs, "lastModified");
     auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);
     auto storePath = addTree(store, input.getName(), std::string(out.tree), narHash, out.nar_size);
-    deletePath(std::string(out.partial_dir));
     try {
-        callRust([&](Failure & f) { remember_snapshot(req, realPathOf(store, storePath), out.manifest, f); });
+        callRust([&](Failure & f) { fetch->stored(realPathOf(store, storePath), f); });
     } catch (Error & e) {
         // Only a later fetch's reuse of unchanged files depends on it.
         warn("%s", e.msg());
@@ -291,7 +296,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     cache->upsert(treeHashKey(fingerprintOf(result)), {{"hash", narHash.to_string(HashFormat::SRI, true)}});
 
     printMsg(lvlTalkative, "fetched %d files (%d bytes) of '%s' at %s", out.files, out.bytes, input.to_string(), rev);
-    return fromStore(store, storePath, result);
+    return fromStore(store, storePath, result, input);
 }
 
 std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Settings & settings, ref<Store> store, const Input & input)

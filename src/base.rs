@@ -1,21 +1,41 @@
-//! What every layer of the core shares: the Hub's address, the commit a ref
-//! points to, a listed file and the hash it must have, what the core reports
-//! upward, and the flag that stops a fetch.
+//! What every layer of the core shares: the Hub's address, a commit id and
+//! the revision a ref points to, a listed file and the hash it must have,
+//! and what the core reports upward.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use crate::error::{Error, Result};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 
 /// The Hugging Face Hub: the endpoint when nothing names another, and the
 /// one Hub (besides the user's own HF_ENDPOINT) that tokens naming no host
 /// may go to.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// A commit id: 40 hexadecimal digits, lowercase. Checked, and lowercased,
+/// once, where it enters the core (an input, the Hub's answer, the glue's
+/// cache); everything after compares these.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommitId(String);
+
+impl CommitId {
+    pub fn parse(s: &str) -> Option<CommitId> {
+        (s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| CommitId(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The commit a ref points to, and its date (seconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revision {
-    pub sha: String,
+    pub sha: CommitId,
     pub last_modified: u64,
 }
 
@@ -72,27 +92,9 @@ pub trait Observer {
     fn file(&self, path: &str, size: u64);
 }
 
-impl dyn Observer + '_ {
-    /// `Err(Interrupted)` once the user asked to stop.
-    pub fn check(&self) -> Result<()> {
-        if self.interrupted() {
-            return Err(Error::interrupted());
-        }
-        Ok(())
-    }
-}
-
-/// Set once a fetch must stop (the user pressed Ctrl-C, or one part of it
-/// failed), for threads that cannot ask the `Observer`.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<AtomicBool>);
-
-impl Stop {
-    pub fn set(&self) {
-        self.0.store(true, Ordering::SeqCst)
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
+/// Locks `m` whether or not a thread panicked while holding it: a panic is
+/// caught and reported as the fetch's error (see `work`), and what it left
+/// behind is only read on the way out.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::base::CommitId;
 use crate::error::{fail, Result};
-use crate::spec::{check_ref, is_commit, Kind, Spec};
+use crate::spec::{check_ref, Spec};
 
 /// One snapshot to put in the cache.
 pub struct Snapshot {
@@ -45,9 +46,9 @@ pub fn layout(snapshots: &[Snapshot]) -> Result<Vec<Entry>> {
                  \"datasets/ORG/NAME\" or \"spaces/ORG/NAME\""
             ),
         };
-        if !is_commit(&s.rev) {
+        let Some(rev) = CommitId::parse(&s.rev) else {
             fail!(InvalidInput, "{shown}: '{}' is not a 40-character commit id", s.rev);
-        }
+        };
         let folder = repo_folder(&spec);
         for r in &s.refs {
             if check_ref(r, "").is_err() {
@@ -55,20 +56,19 @@ pub fn layout(snapshots: &[Snapshot]) -> Result<Vec<Entry>> {
             }
             let file = format!("{folder}/refs/{r}");
             if let Some(Entry::File(_, other)) = entries.get(&file) {
-                if *other != s.rev {
+                if *other != rev.as_str() {
                     fail!(
                         InvalidInput,
-                        "{shown}: ref '{r}' would point at both {other} and {}; give each snapshot its own refs",
-                        s.rev
+                        "{shown}: ref '{r}' would point at both {other} and {rev}; give each snapshot its own refs"
                     );
                 }
             }
-            entries.insert(file.clone(), Entry::File(file, s.rev.to_ascii_lowercase()));
+            entries.insert(file.clone(), Entry::File(file, rev.to_string()));
         }
-        let link = format!("{folder}/snapshots/{}", s.rev.to_ascii_lowercase());
+        let link = format!("{folder}/snapshots/{rev}");
         if let Some(Entry::Link(_, other)) = entries.get(&link) {
             if *other != s.path {
-                fail!(InvalidInput, "{shown}: commit {} is given twice, as {other} and as {}", s.rev, s.path);
+                fail!(InvalidInput, "{shown}: commit {rev} is given twice, as {other} and as {}", s.path);
             }
         }
         entries.insert(link.clone(), Entry::Link(link, s.path.clone()));
@@ -79,12 +79,7 @@ pub fn layout(snapshots: &[Snapshot]) -> Result<Vec<Entry>> {
 /// A repo's folder in a cache, as the official client names it
 /// (`models--ORG--NAME`).
 pub fn repo_folder(spec: &Spec) -> String {
-    let kind = match spec.kind {
-        Kind::Model => "models",
-        Kind::Dataset => "datasets",
-        Kind::Space => "spaces",
-    };
-    format!("{kind}--{}", spec.repo.replace('/', "--"))
+    format!("{}--{}", spec.kind.plural(), spec.repo.replace('/', "--"))
 }
 
 /// Where the official client keeps its files (its token, its cache under
@@ -151,5 +146,9 @@ mod tests {
         assert!(err(two).contains("ref 'main' would point at both"));
         let same = vec![snap("org/name", A, &["main"], "/p"), snap("models/org/name", A, &["v1"], "/q")];
         assert!(err(same).contains("is given twice"));
+        // A commit is the same commit in either case.
+        let upper = A.to_uppercase();
+        let l = layout(&[snap("org/name", A, &["main"], "/p"), snap("models/org/name", &upper, &["main"], "/p")]).unwrap();
+        assert_eq!(l, vec![Entry::File("models--org--name/refs/main".into(), A.into()), Entry::Link(format!("models--org--name/snapshots/{A}"), "/p".into())]);
     }
 }

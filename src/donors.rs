@@ -6,15 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value as Json};
+use serde::{Deserialize, Serialize};
 
 use crate::base::{content_key, Digest, FileEntry};
 use crate::cache;
 use crate::spec::Spec;
-use crate::verify::Verifier;
+use crate::verify::{self, HashingReader};
 
 /// How many earlier snapshots of a repo the index remembers.
 const REMEMBERED: usize = 4;
@@ -31,12 +30,26 @@ fn index_path(index_root: &Path, spec: &Spec) -> PathBuf {
     index_root.join(format!("{}.json", crate::verify::short_name(&id)))
 }
 
-fn read_index(path: &Path) -> Vec<Json> {
-    fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
-        .and_then(|j| j["snapshots"].as_array().cloned())
-        .unwrap_or_default()
+/// A snapshot's files by content: content key (`<digest>-<size>`) to path.
+pub type Manifest = BTreeMap<String, String>;
+
+/// The index of a repo's snapshots in the store, newest first.
+#[derive(Serialize, Deserialize, Default)]
+struct Index {
+    snapshots: Vec<Remembered>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Remembered {
+    /// The snapshot's real path on this machine.
+    path: String,
+    files: Manifest,
+}
+
+/// The index at `path`; an unreadable one is as good as none (it only
+/// saves downloads).
+fn read_index(path: &Path) -> Index {
+    fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 /// The official client's cache folder for a repo: `$HF_HUB_CACHE`, else
@@ -50,15 +63,13 @@ pub fn hf_blobs_dir(spec: &Spec, env: &dyn Fn(&str) -> Option<String>) -> Option
 impl Donors {
     pub fn find(index_root: &Path, spec: &Spec, hf_blobs: Option<PathBuf>) -> Donors {
         let mut store = BTreeMap::new();
-        for snap in read_index(&index_path(index_root, spec)) {
-            let (Some(root), Some(files)) = (snap["path"].as_str(), snap["files"].as_object()) else { continue };
-            if !Path::new(root).is_dir() {
+        for snap in read_index(&index_path(index_root, spec)).snapshots {
+            let root = Path::new(&snap.path);
+            if !root.is_dir() {
                 continue; // garbage-collected since
             }
-            for (k, rel) in files {
-                if let Some(rel) = rel.as_str() {
-                    store.entry(k.clone()).or_insert_with(|| Path::new(root).join(rel));
-                }
+            for (k, rel) in snap.files {
+                store.entry(k).or_insert_with(|| root.join(rel));
             }
         }
         Donors { store, hf_blobs }
@@ -84,19 +95,9 @@ impl Donors {
 fn copy_verified(src: &Path, dst: &Path, digest: &Digest, size: u64) -> std::io::Result<()> {
     let tmp = dst.with_extension("donor");
     let result = (|| {
-        let mut r = fs::File::open(src)?;
-        let mut w = fs::File::create(&tmp)?;
-        let mut v = Verifier::new(digest, size);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = r.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            v.update(&buf[..n]);
-            std::io::Write::write_all(&mut w, &buf[..n])?;
-        }
-        v.finish().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "blob does not match its name"))?;
+        let mut r = HashingReader::new(fs::File::open(src)?, digest, size);
+        verify::copy(&mut r, &mut fs::File::create(&tmp)?)?;
+        r.finish(&src.display().to_string(), "the official client's cache").map_err(std::io::Error::other)?;
         fs::rename(&tmp, dst)
     })();
     if result.is_err() {
@@ -106,22 +107,20 @@ fn copy_verified(src: &Path, dst: &Path, digest: &Digest, size: u64) -> std::io:
 }
 
 /// A snapshot's files by content, to remember once it is in the store.
-pub fn manifest(files: &[FileEntry]) -> Json {
-    let map: serde_json::Map<String, Json> =
-        files.iter().map(|f| (f.content_key(), Json::String(f.path.clone()))).collect();
-    Json::Object(map)
+pub fn manifest(files: &[FileEntry]) -> Manifest {
+    files.iter().map(|f| (f.content_key(), f.path.clone())).collect()
 }
 
 /// Records that `store_path` holds the files of `manifest`, keeping the
 /// newest few snapshots of the repo.
-pub fn remember(index_root: &Path, spec: &Spec, store_path: &str, manifest: Json) -> std::io::Result<()> {
+pub fn remember(index_root: &Path, spec: &Spec, store_path: &str, manifest: Manifest) -> std::io::Result<()> {
     fs::create_dir_all(index_root)?;
     let path = index_path(index_root, spec);
-    let mut snaps: Vec<Json> =
-        read_index(&path).into_iter().filter(|s| s["path"].as_str() != Some(store_path)).collect();
-    snaps.insert(0, json!({ "path": store_path, "files": manifest }));
-    snaps.truncate(REMEMBERED);
+    let mut index = read_index(&path);
+    index.snapshots.retain(|s| s.path != store_path);
+    index.snapshots.insert(0, Remembered { path: store_path.to_string(), files: manifest });
+    index.snapshots.truncate(REMEMBERED);
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    fs::write(&tmp, serde_json::to_vec(&json!({ "snapshots": snaps }))?)?;
+    fs::write(&tmp, serde_json::to_vec(&index)?)?;
     fs::rename(tmp, path)
 }

@@ -2,19 +2,24 @@
 //! have the transfer engine put them, verified, into a partial directory
 //! keyed by what the snapshot is, from which the caller moves the tree into
 //! the store. An interrupted fetch leaves that directory for the next run.
+//!
+//! All of it runs on the fetch's own threads; the caller's thread only waits
+//! and reports (`Work::pump`), so that Ctrl-C ends a fetch at once in every
+//! phase, even while an answer from the Hub is awaited.
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::base::{FileEntry, Observer, Revision};
-use crate::donors::{self, Donors};
+use crate::base::{CommitId, FileEntry, Observer, Revision};
+use crate::donors::{self, Donors, Manifest};
 use crate::download::{self, HubSource, Job, Transferred};
 use crate::error::{fail, Error, Kind, Result};
 use crate::hub::Hub;
 use crate::retry::RealClock;
 use crate::spec::Spec;
+use crate::work::Work;
 
 pub struct Request {
     pub spec: Spec,
@@ -34,19 +39,46 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub transferred: Transferred,
     /// The snapshot's files by content, for `donors::remember`.
-    pub manifest: serde_json::Value,
+    pub manifest: Manifest,
     /// Held until the caller has moved the tree: another process fetching
     /// the same snapshot waits for it instead of racing on the same files.
+    /// Never read: dropping it releases the lock.
+    #[allow(dead_code)]
     pub lock: File,
 }
 
-pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome> {
+/// What the first phase finds: the commit, the files, and a transfer ready
+/// to start.
+struct Planned {
+    revision: Revision,
+    wanted: Vec<FileEntry>,
+    dir: PathBuf,
+    lock: File,
+    job: Job,
+    prepared: download::Prepared,
+}
+
+/// Fetches the snapshot `req` asks for, as threads of `work`, reporting to
+/// `obs` on the caller's thread.
+pub fn fetch(hub: Arc<Hub>, req: Request, work: &Work, obs: &dyn Observer) -> Result<Outcome> {
+    let planning = {
+        let work = work.clone();
+        work.clone().task(move || plan(&hub, &req, &work))
+    };
+    work.pump(obs, &|| !planning.pending(), &|| false, &|_| {})?;
+    let Planned { revision, wanted, dir, lock, job, prepared } = planning.take().expect("the plan is there");
+    let transferred = download::start(job, prepared, work).wait(obs)?;
+    let manifest = donors::manifest(&wanted);
+    let bytes = wanted.iter().map(|f| f.size).sum();
+    Ok(Outcome { revision, files: wanted.len(), bytes, dir, transferred, manifest, lock })
+}
+
+fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
     let spec = &req.spec;
-    let cancelled = || obs.interrupted();
     let revision = match (&spec.rev, &req.known) {
         (Some(rev), Some(k)) if &k.sha == rev => k.clone(),
         (Some(rev), _) => {
-            let r = hub.revision(spec, Some(rev), &cancelled)?;
+            let r = hub.revision(spec, Some(rev.as_str()), work)?;
             if &r.sha != rev {
                 fail!(
                     CorruptData,
@@ -58,12 +90,10 @@ pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome
             r
         }
         (None, Some(k)) => k.clone(),
-        (None, None) => hub.revision(spec, spec.reference.as_deref(), &cancelled)?,
+        (None, None) => hub.revision(spec, spec.reference.as_deref(), work)?,
     };
-    obs.check()?;
-    let listing = hub.list(spec, &revision.sha, &cancelled)?;
+    let listing = hub.list(spec, &revision.sha, work)?;
     let wanted = select(spec, &revision, listing)?;
-    let bytes: u64 = wanted.iter().map(|f| f.size).sum();
     let dir = req.partial_root.join(partial_name(spec, &revision.sha));
     fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let lock = lock_dir(&dir)?;
@@ -72,19 +102,17 @@ pub fn fetch(hub: Arc<Hub>, req: &Request, obs: &dyn Observer) -> Result<Outcome
     let source = Arc::new(HubSource { hub: hub.clone(), spec: spec.clone(), sha: revision.sha.clone() });
     let job = Job {
         source,
-        files: &wanted,
-        dir: &dir,
+        files: wanted.clone(),
+        dir: dir.clone(),
         connections: req.connections.max(1),
         piece: download::PIECE,
-        reuse: &|digest, size, part| donors.provide(digest, size, part),
+        reuse: Box::new(move |digest, size, part| donors.provide(digest, size, part)),
         budget: hub.budget(),
-        stall_secs: hub.stall().as_secs(),
         clock: Arc::new(RealClock::new()),
         shown: spec.display(),
     };
-    let transferred = download::transfer(job, obs)?;
-    let manifest = donors::manifest(&wanted);
-    Ok(Outcome { revision, files: wanted.len(), bytes, dir, transferred, manifest, lock })
+    let prepared = download::prepare(&job)?;
+    Ok(Planned { revision, wanted, dir, lock, job, prepared })
 }
 
 /// Where the index of remembered snapshots lives, beside the partial dirs.
@@ -94,8 +122,8 @@ pub fn index_root(partial_root: &Path) -> PathBuf {
 
 /// The partial directory's name: what the snapshot is (kind, repo, commit,
 /// filters), hashed; nothing about where it came from or who asked.
-fn partial_name(spec: &Spec, sha: &str) -> String {
-    let locked = spec.locked(&Revision { sha: sha.to_string(), last_modified: 0 });
+fn partial_name(spec: &Spec, sha: &CommitId) -> String {
+    let locked = spec.locked(&Revision { sha: sha.clone(), last_modified: 0 });
     crate::verify::short_name(&locked.fingerprint().expect("a locked spec has a fingerprint"))
 }
 

@@ -1,11 +1,13 @@
 //! The one seam between the Rust core and the C++ glue. Only plain data
-//! crosses it: attributes as tagged values, strings, numbers, and failures
-//! as a kind and a message. Every fallible entry point fills a `Failure`
-//! (the glue throws the Nix error its kind calls for) and runs under
-//! `guard`, so a panic becomes a `Bug` instead of unwinding into C++.
+//! crosses it: attributes as tagged values, strings, numbers, failures as a
+//! kind and a message, and one opaque type, `Fetch`, that owns what a fetch
+//! holds until the glue is done with it (its lock, its list of files).
+//! Every fallible entry point fills a `Failure` (the glue throws the Nix
+//! error its kind calls for) and runs under `guard`, so a panic becomes a
+//! `Bug` instead of unwinding into C++; the C++ functions the core calls
+//! back never throw (cpp/bridge.hh).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use crate::hub::{self, Hub};
 use crate::retry::Budget;
 use crate::spec::{self, Spec};
 use crate::token;
+use crate::work::{self, Work};
 
 #[cxx::bridge(namespace = "nixhf")]
 mod bridge {
@@ -114,14 +117,8 @@ mod bridge {
         /// Its NAR serialisation: SHA-256 (hex) and size.
         nar_sha256: String,
         nar_size: u64,
-        /// The partial directory to remove once the tree is in the store.
-        partial_dir: String,
-        /// Opaque: held until the glue is done with the tree.
-        lock_fd: i32,
         /// Bytes taken from this machine rather than the network.
         reused_bytes: u64,
-        /// The snapshot's files by content (JSON), for remember_snapshot.
-        manifest: String,
     }
 
     /// A snapshot to put into a Hugging Face cache (builtins.hfHubCache).
@@ -148,6 +145,10 @@ mod bridge {
     }
 
     extern "Rust" {
+        /// A fetch of one snapshot, from its request to the store. Dropping
+        /// it releases the partial directory's lock.
+        type Fetch;
+
         fn scheme_name() -> &'static str;
         fn scheme_description() -> &'static str;
         fn input_attributes() -> Vec<AttrInfo>;
@@ -178,14 +179,21 @@ mod bridge {
         fn rev_cache_key(attrs: &Vec<Attr>, rev: &str, failure: &mut Failure) -> Vec<Param>;
         /// Joins a Nix list into the one string an attribute can hold.
         fn encode_list(items: &Vec<String>) -> String;
-        /// Downloads and verifies the snapshot into a partial directory
-        /// under `partial_root`, returning the tree and its NAR hash.
-        fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome;
+        /// A fetch of the snapshot `req` asks for; checks the request, but
+        /// sends nothing yet.
+        fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch>;
+        /// Stops the fetch at once. For Nix's interrupt callback: any thread.
+        fn interrupt(self: &Fetch);
+        /// Resolves, lists, downloads and verifies the snapshot into a
+        /// partial directory under `partial_root`, returning the tree and
+        /// its NAR hash. Once only.
+        fn run(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome;
+        /// The tree is in the store at `store_path` (a real path): the
+        /// partial directory goes, and later snapshots of the repo may take
+        /// unchanged files from this one.
+        fn stored(self: &mut Fetch, store_path: &str, failure: &mut Failure);
         /// The files and links of a Hugging Face cache of `snapshots`.
         fn hub_cache_layout(snapshots: &Vec<CacheSnapshot>, failure: &mut Failure) -> Vec<CacheEntry>;
-        /// Records that `store_path` (a real path) holds `manifest`, so later
-        /// snapshots of the repo take unchanged files from it.
-        fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str, failure: &mut Failure);
     }
 }
 
@@ -212,20 +220,13 @@ impl From<Kind> for ErrorKind {
 
 /// Runs `f`, reporting an error or a panic (as a bug) in `failure`.
 fn guard<T: Default>(failure: &mut Failure, f: impl FnOnce() -> Result<T>) -> T {
-    let e = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => return v,
-        Ok(Err(e)) => e,
-        Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Error::new(Kind::Bug, format!("internal error in nix-hf (please report it): {what}"))
+    match work::guarded(f) {
+        Ok(v) => v,
+        Err(e) => {
+            *failure = Failure { failed: true, kind: e.kind.into(), message: e.message };
+            T::default()
         }
-    };
-    *failure = Failure { failed: true, kind: e.kind.into(), message: e.message };
-    T::default()
+    }
 }
 
 fn to_spec_attrs(attrs: &[Attr]) -> spec::Attrs {
@@ -331,7 +332,11 @@ fn input_with_override(
 }
 
 fn input_locked(attrs: &Vec<Attr>, rev: &str, last_modified: u64, failure: &mut Failure) -> Vec<Attr> {
-    guard(failure, || Ok(from_spec(&parse(attrs)?.locked(&Revision { sha: rev.to_string(), last_modified }))))
+    guard(failure, || {
+        let spec = parse(attrs)?;
+        let sha = spec::check_rev(rev, &spec.display())?;
+        Ok(from_spec(&spec.locked(&Revision { sha, last_modified })))
+    })
 }
 
 fn endpoint(setting: &str) -> String {
@@ -343,7 +348,10 @@ fn ref_cache_key(attrs: &Vec<Attr>, endpoint_setting: &str, failure: &mut Failur
 }
 
 fn rev_cache_key(attrs: &Vec<Attr>, rev: &str, failure: &mut Failure) -> Vec<Param> {
-    guard(failure, || Ok(params(parse(attrs)?.rev_cache_key(rev))))
+    guard(failure, || {
+        let spec = parse(attrs)?;
+        Ok(params(spec.rev_cache_key(&spec::check_rev(rev, &spec.display())?)))
+    })
 }
 
 fn encode_list(items: &Vec<String>) -> String {
@@ -364,8 +372,23 @@ impl Observer for FetchContext {
     }
 }
 
-fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome {
-    guard(failure, || {
+/// A fetch from its request to the store: set up by `new_fetch`, run once,
+/// and kept (with its partial directory's lock) until the snapshot is
+/// stored.
+#[derive(Default)]
+pub struct Fetch {
+    work: Work,
+    /// What `run` needs; None once it ran, or when the request was refused.
+    ready: Option<(Arc<Hub>, fetch::Request)>,
+    /// What `run` fetched, until `stored`.
+    fetched: Option<(Spec, fetch::Outcome)>,
+    partial_root: PathBuf,
+}
+
+fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch> {
+    // A refused request still gets a Fetch (cxx hands out no null Box),
+    // which the glue drops when it throws the failure.
+    Box::new(guard(failure, || {
         let spec = parse(&req.attrs)?;
         let endpoint = hub::parse_endpoint(&endpoint(&req.endpoint_setting))?;
         let tokens = pairs(&req.access_tokens);
@@ -376,28 +399,56 @@ fn fetch_snapshot(req: &FetchRequest, ctx: &FetchContext, failure: &mut Failure)
             budget: Budget { attempts: req.retries.max(1), time: Duration::from_secs(req.retry_time as u64) },
             ca_file: Some(&req.ca_file),
         })?);
-        let known = (!req.known_rev.is_empty())
-            .then(|| Revision { sha: req.known_rev.clone(), last_modified: req.known_last_modified });
-        let request = fetch::Request {
-            partial_root: req.partial_root.clone().into(),
-            known,
-            connections: req.connections as usize,
-            spec,
+        let known = match req.known_rev.as_str() {
+            "" => None,
+            rev => {
+                Some(Revision { sha: spec::check_rev(rev, &spec.display())?, last_modified: req.known_last_modified })
+            }
         };
-        let out = fetch::fetch(hub, &request, ctx)?;
-        Ok(FetchOutcome {
-            locked: from_spec(&request.spec.locked(&out.revision)),
-            files: out.files as u64,
-            bytes: out.bytes,
-            tree: out.transferred.tree.display().to_string(),
-            nar_sha256: crate::verify::hex(&out.transferred.nar_sha256),
-            nar_size: out.transferred.nar_size,
-            partial_dir: out.dir.display().to_string(),
-            lock_fd: std::os::fd::IntoRawFd::into_raw_fd(out.lock),
-            reused_bytes: out.transferred.reused_bytes,
-            manifest: out.manifest.to_string(),
+        let partial_root = PathBuf::from(&req.partial_root);
+        let request =
+            fetch::Request { partial_root: partial_root.clone(), known, connections: req.connections as usize, spec };
+        Ok(Fetch { work: Work::new(), ready: Some((hub, request)), fetched: None, partial_root })
+    }))
+}
+
+impl Fetch {
+    fn interrupt(&self) {
+        self.work.fail(Error::interrupted());
+    }
+
+    fn run(&mut self, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome {
+        guard(failure, || {
+            let Some((hub, request)) = self.ready.take() else {
+                return Err(Error::new(Kind::Bug, "internal error in nix-hf (please report it): a fetch ran twice"));
+            };
+            let spec = request.spec.clone();
+            let out = fetch::fetch(hub, request, &self.work, ctx)?;
+            let outcome = FetchOutcome {
+                locked: from_spec(&spec.locked(&out.revision)),
+                files: out.files as u64,
+                bytes: out.bytes,
+                tree: out.transferred.tree.display().to_string(),
+                nar_sha256: crate::verify::hex(&out.transferred.nar_sha256),
+                nar_size: out.transferred.nar_size,
+                reused_bytes: out.transferred.reused_bytes,
+            };
+            self.fetched = Some((spec, out));
+            Ok(outcome)
         })
-    })
+    }
+
+    fn stored(&mut self, store_path: &str, failure: &mut Failure) {
+        guard(failure, || {
+            let Some((spec, out)) = self.fetched.take() else {
+                return Err(Error::new(Kind::Bug, "internal error in nix-hf (please report it): nothing was fetched"));
+            };
+            let _ = std::fs::remove_dir_all(&out.dir);
+            let root = fetch::index_root(&self.partial_root);
+            crate::donors::remember(&root, &spec, store_path, out.manifest)
+                .map_err(|e| Error::new(Kind::LocalIo, format!("cannot update the snapshot index: {e}")))
+        })
+    }
 }
 
 fn hub_cache_layout(snapshots: &Vec<CacheSnapshot>, failure: &mut Failure) -> Vec<CacheEntry> {
@@ -418,16 +469,6 @@ fn hub_cache_layout(snapshots: &Vec<CacheSnapshot>, failure: &mut Failure) -> Ve
                 cache::Entry::Link(path, value) => CacheEntry { path, is_link: true, value },
             })
             .collect())
-    })
-}
-
-fn remember_snapshot(req: &FetchRequest, store_path: &str, manifest: &str, failure: &mut Failure) {
-    guard(failure, || {
-        let spec = parse(&req.attrs)?;
-        let manifest = serde_json::from_str(manifest).map_err(|e| Error::new(Kind::Bug, e.to_string()))?;
-        let root = fetch::index_root(Path::new(&req.partial_root));
-        crate::donors::remember(&root, &spec, store_path, manifest)
-            .map_err(|e| Error::new(Kind::LocalIo, format!("cannot update the snapshot index: {e}")))
     })
 }
 

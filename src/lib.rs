@@ -1,9 +1,9 @@
 //! The Rust core of nix-hf: everything that is not Nix. Layers, each using
 //! only those before it:
 //!
-//! 1. `error`, `base`: what every layer shares (errors with kinds, the
-//!    Hub's address, revisions, listed files and their digests, the
-//!    observer, the stop flag);
+//! 1. `error`, `base`, `work`: what every layer shares (errors with kinds,
+//!    the Hub's address, commits, listed files and their digests, the
+//!    observer; the threads of a fetch and the one condition they wait on);
 //! 2. `retry` (the one retry runner), `verify`, `nar`, `select`, `spec`,
 //!    `cache` (a Hugging Face cache's layout, and where the official client
 //!    keeps its files), `token`: pure or nearly so;
@@ -27,3 +27,4 @@ mod select;
 mod spec;
 mod token;
 mod verify;
+mod work;

@@ -24,32 +24,6 @@ enum Node {
     Dir(Dir),
 }
 
-/// Writes NAR framing and contents into a hasher, counting bytes.
-struct NarSink {
-    hash: Sha256,
-    size: u64,
-}
-
-impl NarSink {
-    fn raw(&mut self, b: &[u8]) {
-        self.hash.update(b);
-        self.size += b.len() as u64;
-    }
-
-    fn pad(&mut self, len: u64) {
-        let rem = (len % 8) as usize;
-        if rem != 0 {
-            self.raw(&[0u8; 8][..8 - rem]);
-        }
-    }
-
-    fn str(&mut self, s: &[u8]) {
-        self.raw(&(s.len() as u64).to_le_bytes());
-        self.raw(s);
-        self.pad(s.len() as u64);
-    }
-}
-
 /// The tree the NAR describes, from relative file paths.
 fn tree(paths: &[&str]) -> Dir {
     let mut root = Dir::default();
@@ -87,64 +61,122 @@ pub fn nar_order<'a>(paths: &[&'a str]) -> Vec<String> {
     out
 }
 
-/// The NAR hash (SHA-256) and NAR size of the snapshot in `root` made of
-/// `paths` (relative; every file, nothing else), reading each file once.
-/// `contents` opens a file's bytes; usually the file on disk.
-pub fn hash_tree<'r>(
-    paths: &[&str],
-    mut contents: impl FnMut(&str) -> io::Result<(u64, Box<dyn Read + 'r>)>,
-) -> io::Result<([u8; 32], u64)> {
-    fn node<'r>(
-        sink: &mut NarSink,
-        d: &Dir,
-        prefix: &str,
-        contents: &mut dyn FnMut(&str) -> io::Result<(u64, Box<dyn Read + 'r>)>,
-    ) -> io::Result<()> {
-        sink.str(b"(");
-        sink.str(b"type");
-        sink.str(b"directory");
+/// A stretch of a snapshot's NAR: framing, or the contents of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Framing(Vec<u8>),
+    Contents { path: String, size: u64 },
+}
+
+/// Collects framing and contents into segments, adjacent framing merged.
+#[derive(Default)]
+struct Layout {
+    segments: Vec<Segment>,
+}
+
+impl Layout {
+    fn raw(&mut self, b: &[u8]) {
+        match self.segments.last_mut() {
+            Some(Segment::Framing(f)) => f.extend_from_slice(b),
+            _ => self.segments.push(Segment::Framing(b.to_vec())),
+        }
+    }
+
+    fn pad(&mut self, len: u64) {
+        let rem = (len % 8) as usize;
+        if rem != 0 {
+            self.raw(&[0u8; 8][..8 - rem]);
+        }
+    }
+
+    fn str(&mut self, s: &[u8]) {
+        self.raw(&(s.len() as u64).to_le_bytes());
+        self.raw(s);
+        self.pad(s.len() as u64);
+    }
+
+    fn dir(&mut self, d: &Dir, prefix: &str, size_of: &dyn Fn(&str) -> u64) {
+        self.str(b"(");
+        self.str(b"type");
+        self.str(b"directory");
         for (name, n) in &d.entries {
             let p = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-            sink.str(b"entry");
-            sink.str(b"(");
-            sink.str(b"name");
-            sink.str(name.as_bytes());
-            sink.str(b"node");
+            self.str(b"entry");
+            self.str(b"(");
+            self.str(b"name");
+            self.str(name.as_bytes());
+            self.str(b"node");
             match n {
-                Node::Dir(sub) => node(sink, sub, &p, contents)?,
+                Node::Dir(sub) => self.dir(sub, &p, size_of),
                 Node::File => {
-                    let (len, mut r) = contents(&p)?;
-                    sink.str(b"(");
-                    sink.str(b"type");
-                    sink.str(b"regular");
-                    sink.str(b"contents");
-                    sink.raw(&len.to_le_bytes());
-                    let mut buf = vec![0u8; 1 << 20];
-                    let mut left = len;
-                    while left > 0 {
-                        let want = left.min(buf.len() as u64) as usize;
-                        let n = r.read(&mut buf[..want])?;
-                        if n == 0 {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                format!("{p} is shorter than {len} bytes"),
-                            ));
-                        }
-                        sink.raw(&buf[..n]);
-                        left -= n as u64;
-                    }
-                    sink.pad(len);
-                    sink.str(b")");
+                    let size = size_of(&p);
+                    self.str(b"(");
+                    self.str(b"type");
+                    self.str(b"regular");
+                    self.str(b"contents");
+                    self.raw(&size.to_le_bytes());
+                    self.segments.push(Segment::Contents { path: p, size });
+                    self.pad(size);
+                    self.str(b")");
                 }
             }
-            sink.str(b")");
+            self.str(b")");
         }
-        sink.str(b")");
+        self.str(b")");
+    }
+}
+
+/// The NAR of the snapshot made of `files` (relative paths and sizes; every
+/// file, nothing else), as segments in order: known before any byte of a
+/// file is, so its size and framing are too.
+pub fn layout(files: &[(&str, u64)]) -> Vec<Segment> {
+    let paths: Vec<&str> = files.iter().map(|f| f.0).collect();
+    let sizes: BTreeMap<&str, u64> = files.iter().copied().collect();
+    let mut l = Layout::default();
+    l.str(b"nix-archive-1");
+    l.dir(&tree(&paths), "", &|p| sizes[p]);
+    l.segments
+}
+
+/// Hashes what is written into it, counting bytes.
+struct NarHasher {
+    hash: Sha256,
+    size: u64,
+}
+
+impl io::Write for NarHasher {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.hash.update(b);
+        self.size += b.len() as u64;
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-    let mut sink = NarSink { hash: Sha256::new(), size: 0 };
-    sink.str(b"nix-archive-1");
-    node(&mut sink, &tree(paths), "", &mut contents)?;
+}
+
+/// The NAR hash (SHA-256) and size of `layout`, reading each file once
+/// through `contents` (which opens a file's bytes).
+pub fn hash<'r>(
+    layout: &[Segment],
+    mut contents: impl FnMut(&str) -> io::Result<Box<dyn Read + 'r>>,
+) -> io::Result<([u8; 32], u64)> {
+    let mut sink = NarHasher { hash: Sha256::new(), size: 0 };
+    for seg in layout {
+        match seg {
+            Segment::Framing(b) => io::Write::write_all(&mut sink, b)?,
+            Segment::Contents { path, size } => {
+                let n = crate::verify::copy(&mut contents(path)?.take(*size), &mut sink)?;
+                if n < *size {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{path} is shorter than {size} bytes"),
+                    ));
+                }
+            }
+        }
+    }
     Ok((sink.hash.finalize().into(), sink.size))
 }
 
@@ -162,14 +194,21 @@ mod tests {
         // A directory with "hello" = "hello\n" and "d/empty" = "": its NAR
         // hash as printed by `nix hash path --base16` (Nix 2.26.3 and 2.35.2 alike).
         let files: &[(&str, &[u8])] = &[("hello", b"hello\n"), ("d/empty", b"")];
-        let paths: Vec<&str> = files.iter().map(|f| f.0).collect();
-        let (h, size) = hash_tree(&paths, |p| {
+        let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.0, f.1.len() as u64)).collect();
+        let segments = layout(&sizes);
+        let len = |s: &Segment| match s {
+            Segment::Framing(b) => b.len() as u64,
+            Segment::Contents { size, .. } => *size,
+        };
+        assert_eq!(segments.iter().map(len).sum::<u64>(), 640, "nix-store --dump gives 640 bytes");
+        let (h, size) = hash(&segments, |p| {
             let data = files.iter().find(|f| f.0 == p).unwrap().1.to_vec();
-            Ok((data.len() as u64, Box::new(std::io::Cursor::new(data))))
+            Ok(Box::new(std::io::Cursor::new(data)))
         })
         .unwrap();
-        assert_eq!(size, 640, "nix-store --dump gives 640 bytes");
+        assert_eq!(size, 640);
         assert_eq!(crate::verify::hex(&h), KNOWN_NAR_SHA256);
+        assert!(hash(&segments, |_| Ok(Box::new(std::io::empty()))).is_err(), "a file shorter than listed");
     }
 
     const KNOWN_NAR_SHA256: &str = "3d06db63bf230b3648c4771aa333fe3c7e43d8302c50d4f56943cae8d0e58a79";

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 
 use crate::error::{Error, Kind, Result};
+use crate::work::Work;
 
 /// A request's budget: the `hf-retries` and `hf-retry-time` settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +43,13 @@ impl<T> Attempt<T> {
     }
 
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U> {
+        self.and_then(|v| Attempt::Done(f(v)))
+    }
+
+    /// The next step of the same attempt, once this one is done.
+    pub fn and_then<U>(self, f: impl FnOnce(T) -> Attempt<U>) -> Attempt<U> {
         match self {
-            Attempt::Done(v) => Attempt::Done(f(v)),
+            Attempt::Done(v) => f(v),
             Attempt::Retry { wait, why, kind } => Attempt::Retry { wait, why, kind },
             Attempt::Fail(e) => Attempt::Fail(e),
         }
@@ -53,8 +59,8 @@ impl<T> Attempt<T> {
 /// Time as the runner sees it: real, or simulated in tests.
 pub trait Clock: Sync {
     fn now(&self) -> Duration;
-    /// Sleeps `d`; false when `cancelled` said stop first.
-    fn sleep(&self, d: Duration, cancelled: &dyn Fn() -> bool) -> bool;
+    /// Sleeps `d`; false when the fetch stopped first.
+    fn sleep(&self, d: Duration, work: &Work) -> bool;
 }
 
 pub struct RealClock(Instant);
@@ -76,19 +82,8 @@ impl Clock for RealClock {
         self.0.elapsed()
     }
 
-    fn sleep(&self, d: Duration, cancelled: &dyn Fn() -> bool) -> bool {
-        let until = Instant::now() + d;
-        loop {
-            if cancelled() {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= until {
-                return true;
-            }
-            // Short naps, so that Ctrl-C ends a long wait at once.
-            std::thread::sleep((until - now).min(Duration::from_millis(20)));
-        }
+    fn sleep(&self, d: Duration, work: &Work) -> bool {
+        work.sleep(d)
     }
 }
 
@@ -105,13 +100,13 @@ pub fn run<T>(
     budget: Budget,
     what: &dyn Fn() -> String,
     clock: &dyn Clock,
-    cancelled: &dyn Fn() -> bool,
+    work: &Work,
     mut attempt: impl FnMut(u32) -> Attempt<T>,
 ) -> Result<T> {
     let start = clock.now();
     let mut n = 0;
     loop {
-        if cancelled() {
+        if work.stopped() {
             return Err(Error::interrupted());
         }
         n += 1;
@@ -147,7 +142,7 @@ pub fn run<T>(
                 budget.time.as_secs()
             )));
         }
-        if !clock.sleep(pause, cancelled) {
+        if !clock.sleep(pause, work) {
             return Err(Error::interrupted());
         }
     }
@@ -204,8 +199,8 @@ pub mod testing {
             *self.now.lock().unwrap()
         }
 
-        fn sleep(&self, d: Duration, cancelled: &dyn Fn() -> bool) -> bool {
-            if cancelled() {
+        fn sleep(&self, d: Duration, work: &Work) -> bool {
+            if work.stopped() {
                 return false;
             }
             self.slept.lock().unwrap().push(d);
@@ -231,7 +226,7 @@ mod tests {
         let clock = FakeClock::default();
         let budget = Budget { attempts: 4, time: Duration::from_secs(60) };
         let mut calls = 0;
-        let r: Result<()> = run(budget, &what, &clock, &|| false, |_| {
+        let r: Result<()> = run(budget, &what, &clock, &Work::new(), |_| {
             calls += 1;
             Attempt::Retry {
                 wait: Some(Duration::from_secs(1)),
@@ -255,7 +250,7 @@ mod tests {
         let clock = FakeClock::default();
         let budget = Budget { attempts: 100, time: Duration::from_secs(10) };
         let mut calls = 0;
-        let r: Result<()> = run(budget, &what, &clock, &|| false, |_| {
+        let r: Result<()> = run(budget, &what, &clock, &Work::new(), |_| {
             calls += 1;
             clock.advance(Duration::from_secs(3)); // a stall timing out
             Attempt::retry(Kind::Unreachable, "the connection stalled")
@@ -266,7 +261,7 @@ mod tests {
         assert!(calls < 100);
         // A server asking for more than the budget holds: no wait at all.
         let clock = FakeClock::default();
-        let r: Result<()> = run(budget, &what, &clock, &|| false, |_| Attempt::Retry {
+        let r: Result<()> = run(budget, &what, &clock, &Work::new(), |_| Attempt::Retry {
             wait: Some(Duration::from_secs(600)),
             why: "the Hub answered 429 (Retry-After: 600)".into(),
             kind: Kind::RateLimited,
@@ -278,7 +273,7 @@ mod tests {
     #[test]
     fn backoff_success_failure_and_stop() {
         let clock = FakeClock::default();
-        let r = run(BUDGET, &what, &clock, &|| false, |n| {
+        let r = run(BUDGET, &what, &clock, &Work::new(), |n| {
             if n < 3 {
                 Attempt::retry(Kind::Unreachable, "503")
             } else {
@@ -289,9 +284,11 @@ mod tests {
         assert_eq!(clock.slept(), vec![backoff(2), backoff(3)]);
         assert_eq!((backoff(2), backoff(30)), (Duration::from_millis(1000), Duration::from_secs(8)));
         let r: Result<()> =
-            run(BUDGET, &what, &clock, &|| false, |_| Attempt::Fail(Error::new(Kind::NotFound, "no such repo")));
+            run(BUDGET, &what, &clock, &Work::new(), |_| Attempt::Fail(Error::new(Kind::NotFound, "no such repo")));
         assert_eq!(r.unwrap_err().kind, Kind::NotFound, "a refusal is not retried");
-        let r: Result<()> = run(BUDGET, &what, &clock, &|| true, |_| Attempt::Done(()));
+        let stopped = Work::new();
+        stopped.stop();
+        let r: Result<()> = run(BUDGET, &what, &clock, &stopped, |_| Attempt::Done(()));
         assert_eq!(r.unwrap_err().kind, Kind::Interrupted);
     }
 
@@ -308,6 +305,8 @@ mod tests {
         assert_eq!(transient(429), Some(Kind::RateLimited));
         assert_eq!(transient(503), Some(Kind::Unreachable));
         assert_eq!(transient(404), None);
-        assert!(!RealClock::new().sleep(Duration::from_secs(5), &|| true));
+        let stopped = Work::new();
+        stopped.stop();
+        assert!(!RealClock::new().sleep(Duration::from_secs(5), &stopped));
     }
 }

@@ -9,6 +9,8 @@
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
+use crate::error::{Detail, Error, FilterProblem, Kind, Result};
+
 #[derive(Debug, Clone)]
 pub struct Selection {
     include: Vec<String>,
@@ -28,27 +30,40 @@ impl Eq for Selection {}
 
 impl Default for Selection {
     fn default() -> Self {
-        Selection::new(None, None, None).expect("the empty selection is valid")
+        Selection::new(None, None, None, "").expect("the empty selection is valid")
     }
 }
 
+/// An element of a filter attribute that cannot be used, as the error the
+/// input `shown` gets for it.
+fn refused(shown: &str, attr: &'static str, element: &str, problem: FilterProblem, why: &str) -> Error {
+    let message = match problem {
+        FilterProblem::EmptyElement => {
+            format!("input '{shown}': '{attr}' has an empty element in '{element}'; separate elements with single commas")
+        }
+        FilterProblem::NotPlainPath => format!(
+            "input '{shown}': '{element}' in '{attr}' is not a plain relative path inside the repo (no leading '/', \
+             no '.' or '..' or empty segments)"
+        ),
+        FilterProblem::BadGlob => format!("input '{shown}': '{element}' in '{attr}' is not a valid glob: {why}"),
+    };
+    Error::new(Kind::InvalidInput, message).with_detail(Detail::Filter { attr, element: element.to_string(), problem })
+}
+
 impl Selection {
-    /// Builds a selection from the encoded attribute strings; the error names
-    /// the attribute and the element at fault.
-    pub fn new(include: Option<&str>, exclude: Option<&str>, files: Option<&str>) -> Result<Selection, String> {
-        let include = normalise(decode_list(include.unwrap_or(""), "include")?);
-        let exclude = normalise(decode_list(exclude.unwrap_or(""), "exclude")?);
-        let files = normalise(decode_list(files.unwrap_or(""), "files")?);
-        for f in &files {
-            if !is_plain_relative_path(f) {
-                return Err(format!(
-                    "'{f}' in 'files' is not a plain relative path inside the repo (no leading '/', no '.' or '..' or empty segments)"
-                ));
-            }
+    /// Builds a selection from the encoded attribute strings of the input
+    /// shown as `shown`; the error names the attribute and the element at
+    /// fault.
+    pub fn new(include: Option<&str>, exclude: Option<&str>, files: Option<&str>, shown: &str) -> Result<Selection> {
+        let include = normalise(decode_list(include.unwrap_or(""), "include", shown)?);
+        let exclude = normalise(decode_list(exclude.unwrap_or(""), "exclude", shown)?);
+        let files = normalise(decode_list(files.unwrap_or(""), "files", shown)?);
+        if let Some(f) = files.iter().find(|f| !is_plain_relative_path(f)) {
+            return Err(refused(shown, "files", f, FilterProblem::NotPlainPath, ""));
         }
         Ok(Selection {
-            include_set: glob_set(&include, "include")?,
-            exclude_set: glob_set(&exclude, "exclude")?,
+            include_set: glob_set(&include, "include", shown)?,
+            exclude_set: glob_set(&exclude, "exclude", shown)?,
             include,
             exclude,
             files,
@@ -98,7 +113,7 @@ fn normalise(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-fn glob_set(patterns: &[String], attr: &str) -> Result<GlobSet, String> {
+fn glob_set(patterns: &[String], attr: &'static str, shown: &str) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         // As the official client: a pattern naming a folder takes all of it.
@@ -106,17 +121,18 @@ fn glob_set(patterns: &[String], attr: &str) -> Result<GlobSet, String> {
         let glob: Glob = GlobBuilder::new(&p2)
             .literal_separator(false)
             .build()
-            .map_err(|e| format!("'{p}' in '{attr}' is not a valid glob: {}", e.kind()))?;
+            .map_err(|e| refused(shown, attr, p, FilterProblem::BadGlob, &e.kind().to_string()))?;
         b.add(glob);
     }
-    b.build().map_err(|e| format!("bad '{attr}' patterns: {e}"))
+    b.build().map_err(|e| refused(shown, attr, &encode_list(patterns), FilterProblem::BadGlob, &e.to_string()))
 }
 
 pub fn encode_list(items: &[String]) -> String {
     items.iter().map(|s| s.replace('\\', "\\\\").replace(',', "\\,")).collect::<Vec<_>>().join(",")
 }
 
-pub fn decode_list(s: &str, attr: &str) -> Result<Vec<String>, String> {
+/// The elements of an encoded list attribute `attr` of the input `shown`.
+pub fn decode_list(s: &str, attr: &'static str, shown: &str) -> Result<Vec<String>> {
     if s.is_empty() {
         return Ok(Vec::new());
     }
@@ -139,7 +155,7 @@ pub fn decode_list(s: &str, attr: &str) -> Result<Vec<String>, String> {
     }
     items.push(cur);
     if items.iter().any(|i| i.is_empty()) {
-        return Err(format!("'{attr}' has an empty element in '{s}'; separate elements with single commas"));
+        return Err(refused(shown, attr, s, FilterProblem::EmptyElement, ""));
     }
     Ok(items)
 }
@@ -148,16 +164,28 @@ pub fn decode_list(s: &str, attr: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
+    fn sel(include: Option<&str>, exclude: Option<&str>, files: Option<&str>) -> Result<Selection> {
+        Selection::new(include, exclude, files, "hf:org/name")
+    }
+
+    fn problem(e: Error) -> (&'static str, String, FilterProblem) {
+        assert_eq!(e.kind, Kind::InvalidInput);
+        match e.detail {
+            Detail::Filter { attr, element, problem } => (attr, element, problem),
+            d => panic!("not a filter error: {d:?}"),
+        }
+    }
+
     #[test]
     fn globs_behave_like_the_official_client() {
-        let s = Selection::new(Some("*.json,original/"), Some("*/secret*"), None).unwrap();
+        let s = sel(Some("*.json,original/"), Some("*/secret*"), None).unwrap();
         assert!(s.wants("config.json"));
         assert!(s.wants("nested/deep/config.json"), "* crosses / as fnmatch does");
         assert!(s.wants("original/params.bin"), "a folder pattern takes everything below");
         assert!(!s.wants("model.safetensors"));
         assert!(!s.wants("a/secret.json"));
         assert!(Selection::default().wants("anything/at/all"));
-        let f = Selection::new(None, None, Some("tokenizer.json")).unwrap();
+        let f = sel(None, None, Some("tokenizer.json")).unwrap();
         assert!(f.wants("tokenizer.json") && !f.wants("other.json"));
     }
 
@@ -166,15 +194,19 @@ mod tests {
         let items = vec!["a,b".to_string(), "c\\d".to_string(), "e".to_string()];
         let enc = encode_list(&items);
         assert_eq!(enc, "a\\,b,c\\\\d,e");
-        assert_eq!(decode_list(&enc, "x").unwrap(), items);
-        assert!(decode_list("a,,b", "include").unwrap_err().contains("empty element"));
+        assert_eq!(decode_list(&enc, "include", "x").unwrap(), items);
+        let e = decode_list("a,,b", "include", "x").unwrap_err();
+        assert_eq!(problem(e), ("include", "a,,b".into(), FilterProblem::EmptyElement));
     }
 
     #[test]
     fn rejects_bad_globs_and_paths() {
-        assert!(Selection::new(Some("[abc"), None, None).unwrap_err().contains("'[abc' in 'include'"));
+        let e = sel(Some("[abc"), None, None).unwrap_err();
+        assert!(e.message.starts_with("input 'hf:org/name': '[abc' in 'include' is not a valid glob"), "{}", e.message);
+        assert_eq!(problem(e), ("include", "[abc".into(), FilterProblem::BadGlob));
         for p in ["/etc/passwd", "a/../b", "./a", "a//b", "a/"] {
-            assert!(Selection::new(None, None, Some(p)).is_err(), "{p}");
+            let e = sel(None, None, Some(p)).unwrap_err();
+            assert_eq!(problem(e), ("files", p.to_string(), FilterProblem::NotPlainPath), "{p}");
         }
     }
 }
@@ -189,13 +221,35 @@ mod properties {
 
         #[test]
         fn lists_round_trip(items in proptest::collection::vec("\\PC{1,12}", 0..6)) {
-            prop_assert_eq!(decode_list(&encode_list(&items), "x").unwrap(), items);
+            prop_assert_eq!(decode_list(&encode_list(&items), "include", "x").unwrap(), items);
         }
 
+        /// Any filter strings give a selection that means what its parts
+        /// say, or a refusal that names one of them.
         #[test]
-        fn any_filter_string_is_accepted_or_refused_without_panic(s in "\\PC{0,40}", t in "\\PC{0,40}") {
-            if let Ok(sel) = Selection::new(Some(&s), Some(&t), Some(&s)) {
-                let _ = sel.wants("a/b.json");
+        fn filters_mean_what_they_say(s in "[a-z*?/.,\\[\\]\\\\]{0,16}", t in "[a-z*?/.,\\[\\]\\\\]{0,16}") {
+            match Selection::new(Some(&s), Some(&t), Some(&s), "hf:fuzz") {
+                Ok(sel) => {
+                    for f in sel.files() {
+                        prop_assert!(is_plain_relative_path(f));
+                        prop_assert_eq!(sel.wants(f), !sel.exclude_set.is_match(f),
+                            "a listed file is wanted unless excluded: {}", f);
+                    }
+                    let attrs = sel.to_attrs();
+                    let get = |n: &str| attrs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+                    let again = Selection::new(get("include"), get("exclude"), get("files"), "again").unwrap();
+                    prop_assert_eq!(again, sel);
+                }
+                Err(e) => match e.detail {
+                    Detail::Filter { attr, element, .. } => {
+                        let given = if attr == "exclude" { &t } else { &s };
+                        let items = decode_list(given, attr, "x").unwrap_or_default();
+                        prop_assert!(element == *given || items.contains(&element)
+                            || element == encode_list(&normalise(items.clone())),
+                            "{} names '{}', which is not in '{}'", attr, element, given);
+                    }
+                    d => prop_assert!(false, "a refusal without its facts: {:?}", d),
+                },
             }
         }
     }

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::base::Revision;
-use crate::error::{fail, Error, Kind as ErrorKind, Result};
+use crate::base::{CommitId, Revision};
+use crate::error::{fail, Result};
 use crate::select::Selection;
 
 /// The input type name, used for `type = "hf"` and the `hf:` URL scheme.
@@ -89,15 +89,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "model" => Some(Kind::Model),
-            "dataset" => Some(Kind::Dataset),
-            "space" => Some(Kind::Space),
-            _ => None,
-        }
-    }
+    pub const ALL: [Kind; 3] = [Kind::Model, Kind::Dataset, Kind::Space];
 
+    /// The word inputs give in `kind`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Model => "model",
@@ -106,13 +100,37 @@ impl Kind {
         }
     }
 
+    /// The plural the Hub uses in its API paths (`/api/datasets/…`), in URL
+    /// paths before a repo id (`hf:datasets/…`) and in its cache's folder
+    /// names (`datasets--ORG--NAME`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Model => "models",
+            Kind::Dataset => "datasets",
+            Kind::Space => "spaces",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// `"model", "dataset" or "space"`, for messages.
+    pub fn choices() -> String {
+        let [a, b, c] = Kind::ALL.map(|k| format!("\"{}\"", k.as_str()));
+        format!("{a}, {b} or {c}")
+    }
+
+    pub fn parse_plural(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.plural() == s)
+    }
+
     /// The path segment in front of a repo id in file and URL paths
     /// (`datasets/…`); models have none.
-    pub fn url_prefix(self) -> &'static str {
+    pub fn url_prefix(self) -> String {
         match self {
-            Kind::Model => "",
-            Kind::Dataset => "datasets/",
-            Kind::Space => "spaces/",
+            Kind::Model => String::new(),
+            k => format!("{}/", k.plural()),
         }
     }
 }
@@ -132,7 +150,7 @@ pub struct Spec {
     pub kind: Kind,
     pub repo: String,
     pub reference: Option<String>,
-    pub rev: Option<String>,
+    pub rev: Option<CommitId>,
     pub selection: Selection,
     pub nar_hash: Option<String>,
     pub last_modified: Option<u64>,
@@ -153,13 +171,7 @@ impl Spec {
         }
         let mut kind = Kind::Model;
         if segs.len() > 1 {
-            let k = match segs[0] {
-                "models" => Some(Kind::Model),
-                "datasets" => Some(Kind::Dataset),
-                "spaces" => Some(Kind::Space),
-                _ => None,
-            };
-            if let Some(k) = k {
+            if let Some(k) = Kind::parse_plural(segs[0]) {
                 kind = k;
                 segs.remove(0);
             }
@@ -174,7 +186,7 @@ impl Spec {
             attrs.insert("kind".into(), Value::Str(kind.as_str().into()));
         }
         if let Some(r) = rest {
-            let key = if is_commit(&r) { "rev" } else { "ref" };
+            let key = if CommitId::parse(&r).is_some() { "rev" } else { "ref" };
             attrs.insert(key.into(), Value::Str(r));
         }
         for (name, value) in query {
@@ -231,27 +243,29 @@ impl Spec {
                 Some(k) => k,
                 None => fail!(
                     InvalidInput,
-                    "input '{shown}' has unknown kind '{k}'; use \"model\", \"dataset\" or \"space\""
+                    "input '{shown}' has unknown kind '{k}'; use {}",
+                    Kind::choices()
                 ),
             },
         };
         let reference = string("ref")?;
-        let rev = string("rev")?.map(|r| r.to_ascii_lowercase());
+        let rev = string("rev")?;
         if reference.is_some() && rev.is_some() {
             fail!(
                 InvalidInput,
                 "input '{shown}' gives both 'ref' and 'rev'; give a branch/tag as ref or a commit as rev, not both"
             );
         }
-        if let Some(r) = &rev {
-            check_rev(r, shown)?;
-        }
+        let rev = rev.map(|r| check_rev(&r, shown)).transpose()?;
         if let Some(r) = &reference {
             check_ref(r, shown)?;
         }
-        let selection =
-            Selection::new(string("include")?.as_deref(), string("exclude")?.as_deref(), string("files")?.as_deref())
-                .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("input '{shown}': {e}")))?;
+        let selection = Selection::new(
+            string("include")?.as_deref(),
+            string("exclude")?.as_deref(),
+            string("files")?.as_deref(),
+            shown,
+        )?;
         let nar_hash = string("narHash")?;
         let last_modified = match attrs.get("lastModified") {
             None => None,
@@ -273,7 +287,7 @@ impl Spec {
             a.insert("ref".into(), Value::Str(r.clone()));
         }
         if let Some(r) = &self.rev {
-            a.insert("rev".into(), Value::Str(r.clone()));
+            a.insert("rev".into(), Value::Str(r.to_string()));
         }
         for (name, value) in self.selection.to_attrs() {
             a.insert(name.into(), Value::Str(value));
@@ -292,18 +306,18 @@ impl Spec {
         // A model whose org is called like a kind prefix would read back as
         // that kind: spell out its own prefix then.
         let ambiguous = self.kind == Kind::Model
-            && matches!(self.repo.split_once('/'), Some(("models" | "datasets" | "spaces", _)));
-        let prefix = if ambiguous { "models/" } else { self.kind.url_prefix() };
+            && self.repo.split_once('/').is_some_and(|(org, _)| Kind::parse_plural(org).is_some());
+        let prefix = if ambiguous { format!("{}/", Kind::Model.plural()) } else { self.kind.url_prefix() };
         let mut path = format!("{prefix}{}", self.repo);
         let mut query = Vec::new();
         // A legacy one-segment id followed by a ref would read as ORG/NAME,
         // and a 40-hex branch name as a commit: those go in the query.
         let in_path = self.repo.contains('/');
         match (&self.reference, &self.rev) {
-            (Some(r), _) if in_path && !is_commit(r) => path = format!("{path}/{r}"),
+            (Some(r), _) if in_path && CommitId::parse(r).is_none() => path = format!("{path}/{r}"),
             (Some(r), _) => query.push(("ref".into(), r.clone())),
             (_, Some(r)) if in_path => path = format!("{path}/{r}"),
-            (_, Some(r)) => query.push(("rev".into(), r.clone())),
+            (_, Some(r)) => query.push(("rev".into(), r.to_string())),
             _ => {}
         }
         for (name, value) in self.selection.to_attrs() {
@@ -352,8 +366,7 @@ impl Spec {
                 s.rev = None;
             }
             (None, Some(c)) => {
-                check_rev(c, &shown)?;
-                s.rev = Some(c.to_ascii_lowercase());
+                s.rev = Some(check_rev(c, &shown)?);
                 s.reference = None;
             }
             (None, None) => {}
@@ -378,8 +391,8 @@ impl Spec {
 
     /// The key of Nix's fetcher-cache entry for a commit's date, which never
     /// changes and is the same at every endpoint.
-    pub fn rev_cache_key(&self, sha: &str) -> Vec<(String, String)> {
-        vec![("repo".into(), self.repo_key()), ("rev".into(), sha.into())]
+    pub fn rev_cache_key(&self, sha: &CommitId) -> Vec<(String, String)> {
+        vec![("repo".into(), self.repo_key()), ("rev".into(), sha.to_string())]
     }
 
     /// Keys Nix's caches: everything that decides the tree, nothing else (not
@@ -394,10 +407,6 @@ impl Spec {
             self.selection.fingerprint()
         ))
     }
-}
-
-pub fn is_commit(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The Hub's repo id rules: one (legacy) or two segments of letters, digits,
@@ -422,14 +431,14 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<()> {
 }
 
 /// A commit as inputs give it: the full id, in either case.
-fn check_rev(r: &str, shown: &str) -> Result<()> {
-    if !is_commit(r) {
-        fail!(
+pub fn check_rev(r: &str, shown: &str) -> Result<CommitId> {
+    match CommitId::parse(r) {
+        Some(c) => Ok(c),
+        None => fail!(
             InvalidInput,
             "input '{shown}': rev '{r}' is not a full 40-character hexadecimal commit id; use ref for branch and tag names"
-        );
+        ),
     }
-    Ok(())
 }
 
 /// Branch and tag names as git allows them, which covers `refs/pr/N` and
@@ -490,18 +499,18 @@ mod tests {
         assert_eq!((s.kind, s.reference.as_deref()), (Kind::Space, Some("v1.0")));
         let rev = "0123456789abcdef0123456789abcdef01234567";
         let s = round_trip(&format!("org/name/{rev}"));
-        assert_eq!(s.rev.as_deref(), Some(rev));
+        assert_eq!(s.rev.as_ref().map(|r| r.as_str()), Some(rev));
         let s = round_trip("gpt2");
         assert_eq!(s.repo, "gpt2");
         let s = round_trip("models/datasets/a");
         assert_eq!((s.kind, s.repo.as_str(), s.to_url().0.as_str()), (Kind::Model, "datasets/a", "models/datasets/a"));
         let s = round_trip(&format!("gpt2?rev={rev}"));
-        assert_eq!(s.rev.as_deref(), Some(rev));
+        assert_eq!(s.rev.as_ref().map(|r| r.as_str()), Some(rev));
         assert_eq!(s.to_url().0, "gpt2");
         let s = round_trip("gpt2?ref=main");
         assert_eq!(s.reference.as_deref(), Some("main"));
         let s = round_trip(&format!("org/name?ref={rev}"));
-        assert_eq!((s.reference.as_deref(), s.rev.as_deref()), (Some(rev), None));
+        assert_eq!((s.reference.as_deref(), s.rev.is_none()), (Some(rev), true));
     }
 
     #[test]

@@ -135,8 +135,11 @@ def test_override_input_through_a_registry_alias(nix, tmp_path, expected):
 def test_forgetting_flake_false_is_explained(nix, tmp_path):
     d = make_flake(tmp_path, "hf:nixhf/tiny", '{ inputs.model.url = "%s"; outputs = { self, model }: { }; }')
     p = nix.fails("flake", "lock", cwd=d)
-    assert "'hf:nixhf/tiny/" in p.stderr and "is a Hugging Face Hub repository, not a flake" in p.stderr
-    assert "flake = false;" in p.stderr and "does not exist" not in p.stderr
+    assert "'hf:nixhf/tiny' is a Hugging Face Hub repository, not a flake" in p.stderr, p.stderr
+    # The URL as the user wrote it, not pinned to the commit it locked to
+    # (which `nix flake update` would then never move).
+    assert 'inputs.NAME = { url = "hf:nixhf/tiny"; flake = false; };' in p.stderr, p.stderr
+    assert "does not exist" not in p.stderr
 
 
 

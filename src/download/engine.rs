@@ -15,8 +15,10 @@
 //!   the page cache, and hashed from memory; pieces from an earlier run or
 //!   from this machine are read back from disk.
 //!
-//! Only the calling thread talks to the `Observer`; workers are detached so
-//! that Ctrl-C returns at once even while a read is blocked.
+//! A transfer is prepared (planned, resumed), started (its threads, under
+//! the fetch's `Work`), and waited for. Only the waiting thread talks to
+//! the `Observer`; the others are detached, so that Ctrl-C returns at once
+//! even while a read is blocked.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -24,19 +26,19 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use url::Url;
 
 use super::plan::{self, Planned};
 use super::pool::{Buffer, Pool, ALIGN};
 use super::resume::Record;
-use crate::base::{content_key, Digest, FileEntry, Observer, Stop};
+use crate::base::{content_key, lock, Digest, FileEntry, Observer};
 use crate::error::{Error, Kind, Result};
 use crate::nar;
 use crate::retry::{self, Attempt, Budget, Clock};
-use crate::verify::Verifier;
+use crate::verify::HashingReader;
+use crate::work::{self, Work};
 
 /// Where a file's bytes come from: the Hub (see `download`), or memory in
 /// tests. Each call is one attempt; the engine runs them under the budget.
@@ -45,31 +47,35 @@ pub trait Source: Send + Sync {
     fn locate(&self, path: &str) -> Attempt<Url>;
     /// Bytes `[start, end)` of `path` from `at`.
     fn range(&self, at: &Url, path: &str, start: u64, end: u64) -> Attempt<Ranged>;
+    /// What to say of a body that broke off, or stayed silent, at byte `at`
+    /// of `path` (for the final message, should the budget run out).
+    fn broke_off(&self, path: &str, at: u64, e: &io::Error) -> String;
 }
 
 pub enum Ranged {
     /// The bytes; `skip` leading ones are not wanted (a server that ignored
     /// Range sends the file from its start).
     Body { reader: Box<dyn Read + Send>, skip: u64 },
-    /// The location is no longer valid: locate the file again.
-    Expired,
+    /// The location is no longer valid: locate the file again. `why` says
+    /// so, should the budget run out.
+    Expired { why: String },
 }
 
+/// Puts a whole content at the given part file from this machine (an
+/// earlier snapshot, the official client's cache), when it can.
+pub type Reuse = Box<dyn Fn(&Digest, u64, &Path) -> bool + Send>;
+
 /// What to transfer, from where, to where, and how.
-pub struct Job<'a> {
+pub struct Job {
     pub source: Arc<dyn Source>,
-    pub files: &'a [FileEntry],
+    pub files: Vec<FileEntry>,
     /// The partial directory: `parts/` holds what arrives, `tree/` the result.
-    pub dir: &'a Path,
+    pub dir: PathBuf,
     pub connections: usize,
     /// Bytes per piece (a multiple of 4096 for O_DIRECT writes).
     pub piece: u64,
-    /// Puts a whole content at the given part file from this machine (an
-    /// earlier snapshot, the official client's cache), when it can.
-    pub reuse: &'a dyn Fn(&Digest, u64, &Path) -> bool,
+    pub reuse: Reuse,
     pub budget: Budget,
-    /// hf-stall-timeout, for messages.
-    pub stall_secs: u64,
     pub clock: Arc<dyn Clock + Send>,
     /// The input as messages show it.
     pub shown: String,
@@ -84,10 +90,24 @@ pub struct Transferred {
     pub reused_bytes: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Verify,
-    Nar,
+/// A piece of a blob, as the queue holds it.
+#[derive(Clone, Copy)]
+struct PieceRef {
+    blob: usize,
+    piece: usize,
+}
+
+/// A file download that began, for the Observer (shown with -v).
+struct Started {
+    path: String,
+    size: u64,
+}
+
+/// The two readers every piece waits for before its buffer goes back.
+#[derive(Clone, Copy)]
+enum Reader {
+    Verify = 0,
+    Nar = 1,
 }
 
 struct Blob {
@@ -100,8 +120,7 @@ struct Blob {
     /// Pieces received in this run and not yet passed by both readers.
     held: Mutex<BTreeMap<usize, Buffer>>,
     /// How far each reader has got.
-    verified: AtomicU64,
-    nar_read: AtomicU64,
+    passed: [AtomicU64; 2],
 }
 
 impl Blob {
@@ -110,200 +129,217 @@ impl Blob {
     }
 
     fn advance_watermark(&self) {
-        let done = self.done.lock().unwrap();
+        let done = lock(&self.done);
         let w = self.planned.pieces.iter().zip(done.iter()).take_while(|(_, &d)| d).last().map_or(0, |(p, _)| p.1);
         self.watermark.store(w, Ordering::SeqCst);
     }
 }
 
+/// A planned transfer: what is to come, and what an earlier run (or this
+/// machine) already has.
+pub struct Prepared {
+    blobs: Vec<Blob>,
+    queue: VecDeque<PieceRef>,
+    /// Every path, in NAR order.
+    order: Vec<String>,
+    /// Bytes already on disk.
+    resumed: u64,
+    reused_bytes: u64,
+}
+
+/// The threads' shared state.
 struct Shared {
     source: Arc<dyn Source>,
     shown: String,
     blobs: Vec<Blob>,
-    queue: Mutex<VecDeque<(usize, usize)>>,
+    queue: Mutex<VecDeque<PieceRef>>,
     done_bytes: AtomicU64,
     workers_left: AtomicUsize,
-    stop: Stop,
-    error: Mutex<Option<Error>>,
-    started: Mutex<Vec<(String, u64)>>,
-    progress: (Mutex<()>, Condvar),
+    work: Work,
+    started: Mutex<Vec<Started>>,
     pool: Pool,
     budget: Budget,
     clock: Arc<dyn Clock + Send>,
-    stall_secs: u64,
     piece: u64,
+    verified: AtomicBool,
+    nar: Mutex<Option<([u8; 32], u64)>>,
 }
 
 impl Shared {
-    fn fail(&self, e: Error) {
-        self.error.lock().unwrap().get_or_insert(e);
-        self.stop.set();
-        self.progress.1.notify_all();
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.is_set()
-    }
-
-    fn wake(&self) {
-        self.progress.1.notify_all();
-    }
-
-    fn nap(&self, d: Duration) {
-        let guard = self.progress.0.lock().unwrap();
-        let _ = self.progress.1.wait_timeout(guard, d).unwrap();
+    fn finished(&self) -> bool {
+        self.workers_left.load(Ordering::SeqCst) == 0
+            && self.verified.load(Ordering::SeqCst)
+            && lock(&self.nar).is_some()
     }
 }
 
-/// Fetches `job.files` into `job.dir/tree`, resuming from `job.dir/parts`.
-pub fn transfer(job: Job, obs: &dyn Observer) -> Result<Transferred> {
+/// A started transfer.
+pub struct Transfer {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    expected: u64,
+    reused_bytes: u64,
+    /// Progress as last reported.
+    reported: AtomicU64,
+}
+
+/// Plans `job`: one blob per content, in NAR order, each resumed from an
+/// earlier run's records or taken whole from this machine when possible.
+pub fn prepare(job: &Job) -> Result<Prepared> {
     let parts = job.dir.join("parts");
     fs::create_dir_all(&parts).map_err(|e| Error::io("create", &parts, e))?;
-    let (planned, order) = plan::plan(job.files, job.piece);
-
-    let mut blobs = Vec::with_capacity(planned.len());
-    let mut queue = VecDeque::new();
-    let (mut resumed, mut reused_bytes) = (0u64, 0u64);
-    for (i, p) in planned.into_iter().enumerate() {
-        let record = Record::new(&parts, &content_key(&p.digest, p.size));
-        let mut done = record.resume(p.size, p.pieces.len())?;
-        if p.size > 0 && !done.contains(&true) && (job.reuse)(&p.digest, p.size, &record.part) {
-            done = vec![true; p.pieces.len()];
+    let (planned, order) = plan::plan(&job.files, job.piece);
+    let mut p = Prepared { blobs: Vec::new(), queue: VecDeque::new(), order, resumed: 0, reused_bytes: 0 };
+    for (i, planned) in planned.into_iter().enumerate() {
+        let record = Record::new(&parts, &content_key(&planned.digest, planned.size));
+        let mut done = record.resume(planned.size, planned.pieces.len())?;
+        let whole = planned.size > 0 && !done.contains(&true);
+        if whole && (job.reuse)(&planned.digest, planned.size, &record.part) {
+            done = vec![true; planned.pieces.len()];
             record.all_finished(done.len())?;
-            reused_bytes += p.size;
+            p.reused_bytes += planned.size;
         }
-        for (n, &(s, e)) in p.pieces.iter().enumerate() {
+        for (n, &(s, e)) in planned.pieces.iter().enumerate() {
             if done[n] {
-                resumed += e - s;
+                p.resumed += e - s;
             } else {
-                queue.push_back((i, n));
+                p.queue.push_back(PieceRef { blob: i, piece: n });
             }
         }
         let blob = Blob {
-            planned: p,
+            planned,
             record,
             done: Mutex::new(done),
             watermark: AtomicU64::new(0),
             location: Mutex::new(None),
             held: Mutex::new(BTreeMap::new()),
-            verified: AtomicU64::new(0),
-            nar_read: AtomicU64::new(0),
+            passed: Default::default(),
         };
         blob.advance_watermark();
-        blobs.push(blob);
+        p.blobs.push(blob);
     }
-    let expected: u64 = blobs.iter().map(|b| b.planned.size).sum();
-    let workers = job.connections.max(1).min(queue.len().max(1));
+    Ok(p)
+}
 
+/// Starts the workers, the verifier and the NAR hasher of a prepared
+/// transfer as threads of `work`.
+pub fn start(job: Job, prepared: Prepared, work: &Work) -> Transfer {
+    let Prepared { blobs, queue, order, resumed, reused_bytes } = prepared;
+    let expected = blobs.iter().map(|b| b.planned.size).sum();
+    let workers = job.connections.max(1).min(queue.len().max(1));
     let shared = Arc::new(Shared {
-        source: job.source.clone(),
-        shown: job.shown.clone(),
+        source: job.source,
+        shown: job.shown,
         blobs,
         queue: Mutex::new(queue),
         done_bytes: AtomicU64::new(resumed),
         workers_left: AtomicUsize::new(workers),
-        stop: Stop::default(),
-        error: Mutex::new(None),
+        work: work.clone(),
         started: Mutex::new(Vec::new()),
-        progress: (Mutex::new(()), Condvar::new()),
         pool: Pool::new(job.connections.max(1) + 4, job.piece as usize),
         budget: job.budget,
-        clock: job.clock.clone(),
-        stall_secs: job.stall_secs,
+        clock: job.clock,
         piece: job.piece,
+        verified: AtomicBool::new(false),
+        nar: Mutex::new(None),
     });
-
     for _ in 0..workers {
         let s = shared.clone();
-        std::thread::spawn(move || {
-            worker(&s);
+        work.spawn(move || {
+            worker(&s)?;
             s.workers_left.fetch_sub(1, Ordering::SeqCst);
-            s.wake();
+            s.work.notify();
+            Ok(())
         });
     }
-    let verified = Arc::new(AtomicBool::new(false));
-    {
-        let (s, v) = (shared.clone(), verified.clone());
-        std::thread::spawn(move || match verify_all(&s) {
-            Ok(()) => v.store(true, Ordering::SeqCst),
-            Err(e) => s.fail(e),
-        });
-    }
-    let nar_result: Arc<Mutex<Option<([u8; 32], u64)>>> = Arc::new(Mutex::new(None));
-    {
-        let (s, out) = (shared.clone(), nar_result.clone());
-        std::thread::spawn(move || {
-            let s = &*s;
-            let paths: Vec<&str> = order.iter().map(|p| p.as_str()).collect();
-            let blob_of: BTreeMap<&str, usize> = s
-                .blobs
-                .iter()
-                .enumerate()
-                .flat_map(|(i, b)| b.planned.paths.iter().map(move |p| (p.as_str(), i)))
-                .collect();
-            let r = nar::hash_tree(&paths, |p| {
-                let reader: Box<dyn Read + '_> = Box::new(GrowingReader::new(s, blob_of[p], Role::Nar)?);
-                Ok((s.blobs[blob_of[p]].planned.size, reader))
-            });
-            match r {
-                Ok(h) => *out.lock().unwrap() = Some(h),
-                Err(_) if s.stopped() => {}
-                Err(e) => s.fail(Error::new(Kind::LocalIo, format!("hashing the snapshot failed: {e}"))),
-            }
-            s.wake();
-        });
-    }
-
-    loop {
-        for (path, size) in shared.started.lock().unwrap().drain(..) {
-            obs.file(&path, size);
-        }
-        obs.progress(shared.done_bytes.load(Ordering::Relaxed), expected);
-        if let Some(e) = shared.error.lock().unwrap().clone() {
-            return Err(e);
-        }
-        if obs.interrupted() {
-            shared.fail(Error::interrupted());
-            return Err(Error::interrupted());
-        }
-        let downloads_done = shared.workers_left.load(Ordering::SeqCst) == 0;
-        if downloads_done && verified.load(Ordering::SeqCst) && nar_result.lock().unwrap().is_some() {
-            break;
-        }
-        shared.nap(Duration::from_millis(50));
-    }
-    let (nar_sha256, nar_size) = nar_result.lock().unwrap().take().expect("checked above");
-    let tree = job.dir.join("tree");
-    place(&shared.blobs, &tree)?;
-    Ok(Transferred { tree, nar_sha256, nar_size, reused_bytes })
+    let s = shared.clone();
+    work.spawn(move || {
+        verify_all(&s)?;
+        s.verified.store(true, Ordering::SeqCst);
+        s.work.notify();
+        Ok(())
+    });
+    let s = shared.clone();
+    work.spawn(move || {
+        let nar = hash_nar(&s, &order)?;
+        *lock(&s.nar) = Some(nar);
+        s.work.notify();
+        Ok(())
+    });
+    Transfer { shared, dir: job.dir, expected, reused_bytes, reported: AtomicU64::new(u64::MAX) }
 }
 
-fn worker(s: &Shared) {
+/// Fetches `job.files` into `job.dir/tree`, resuming from `job.dir/parts`.
+#[cfg(test)]
+pub fn transfer(job: Job, work: &Work, obs: &dyn Observer) -> Result<Transferred> {
+    let prepared = prepare(&job)?;
+    start(job, prepared, work).wait(obs)
+}
+
+impl Transfer {
+    /// Waits until every file is in, verified and hashed, telling `obs` of
+    /// progress; then places the tree.
+    pub fn wait(self, obs: &dyn Observer) -> Result<Transferred> {
+        let s = &*self.shared;
+        s.work.pump(obs, &|| s.finished(), &|| self.news(), &|obs| self.report(obs))?;
+        let (nar_sha256, nar_size) = lock(&s.nar).take().expect("finished");
+        let tree = self.dir.join("tree");
+        place(&s.blobs, &tree)?;
+        Ok(Transferred { tree, nar_sha256, nar_size, reused_bytes: self.reused_bytes })
+    }
+
+    /// Whether there is something to tell the Observer.
+    fn news(&self) -> bool {
+        !lock(&self.shared.started).is_empty()
+            || self.shared.done_bytes.load(Ordering::Relaxed) != self.reported.load(Ordering::Relaxed)
+    }
+
+    fn report(&self, obs: &dyn Observer) {
+        let started = std::mem::take(&mut *lock(&self.shared.started));
+        for f in started {
+            obs.file(&f.path, f.size);
+        }
+        let done = self.shared.done_bytes.load(Ordering::Relaxed);
+        self.reported.store(done, Ordering::Relaxed);
+        obs.progress(done, self.expected);
+    }
+}
+
+/// What a read says when the fetch stopped under it. (Not
+/// `ErrorKind::Interrupted`, which readers retry.)
+fn stopped() -> io::Error {
+    io::Error::other("the fetch stopped")
+}
+
+/// Tells waiters once per this many bytes received, so that progress moves
+/// without a wake-up per read.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+fn worker(s: &Shared) -> Result<()> {
     loop {
         // A buffer first, then the next piece: pieces then start in queue
         // order, so the earliest unfinished one always has a buffer and the
         // readers waiting for it are never starved by later pieces.
-        let Some(mut buf) = s.pool.take(&|| s.stopped()) else { return };
-        let Some((bi, pi)) = s.queue.lock().unwrap().pop_front() else {
-            s.pool.give(buf);
-            return;
+        let Some(mut buf) = s.pool.take(&s.work) else { return Ok(()) };
+        let Some(next) = lock(&s.queue).pop_front() else {
+            s.pool.give(buf, &s.work);
+            return Ok(());
         };
-        let b = &s.blobs[bi];
-        if pi == 0 {
-            s.started.lock().unwrap().push((b.path().to_string(), b.planned.size));
+        let b = &s.blobs[next.blob];
+        work::working_on(b.path());
+        if next.piece == 0 {
+            lock(&s.started).push(Started { path: b.path().to_string(), size: b.planned.size });
+            s.work.notify();
         }
-        let (start, end) = b.planned.pieces[pi];
+        let (start, end) = b.planned.pieces[next.piece];
         let len = (end - start) as usize;
-        let done = fetch_piece(s, b, start, end, &mut buf.bytes_mut()[..len])
-            .and_then(|()| write_piece(b, &buf.bytes()[..len], start))
-            .and_then(|()| b.record.finished(pi));
-        if let Err(e) = done {
-            return s.fail(e);
-        }
-        b.held.lock().unwrap().insert(pi, buf);
-        b.done.lock().unwrap()[pi] = true;
+        fetch_piece(s, b, start, end, &mut buf.bytes_mut()[..len])?;
+        write_piece(b, &buf.bytes()[..len], start)?;
+        b.record.finished(next.piece)?;
+        lock(&b.held).insert(next.piece, buf);
+        lock(&b.done)[next.piece] = true;
         b.advance_watermark();
-        s.wake();
+        s.work.notify();
     }
 }
 
@@ -314,17 +350,13 @@ fn fetch_piece(s: &Shared, b: &Blob, start: u64, end: u64, piece: &mut [u8]) -> 
     let path = b.path();
     let mut pos = start;
     let what = || format!("'{path}' of '{}' (bytes {start}-{})", s.shown, end - 1);
-    retry::run(s.budget, &what, &*s.clock, &|| s.stopped(), |_| {
-        let url = match locate(s, b) {
-            Attempt::Done(u) => u,
-            Attempt::Retry { wait, why, kind } => return Attempt::Retry { wait, why, kind },
-            Attempt::Fail(e) => return Attempt::Fail(e),
-        };
-        let (reader, skip) = match s.source.range(&url, path, pos, end) {
+    retry::run(s.budget, &what, &*s.clock, &s.work, |_| {
+        let ranged = locate(s, b).and_then(|url| s.source.range(&url, path, pos, end));
+        let (reader, skip) = match ranged {
             Attempt::Done(Ranged::Body { reader, skip }) => (reader, skip),
-            Attempt::Done(Ranged::Expired) => {
-                *b.location.lock().unwrap() = None;
-                return Attempt::retry(Kind::AccessDenied, crate::hub::EXPIRED);
+            Attempt::Done(Ranged::Expired { why }) => {
+                *lock(&b.location) = None;
+                return Attempt::retry(Kind::AccessDenied, why);
             }
             Attempt::Retry { wait, why, kind } => return Attempt::Retry { wait, why, kind },
             Attempt::Fail(e) => return Attempt::Fail(e),
@@ -332,8 +364,8 @@ fn fetch_piece(s: &Shared, b: &Blob, start: u64, end: u64, piece: &mut [u8]) -> 
         match copy_body(s, piece, start, reader, skip, &mut pos) {
             Ok(()) if pos == end => Attempt::Done(()),
             Ok(()) => Attempt::retry(Kind::Unreachable, format!("the connection closed at byte {pos} of '{path}'")),
-            Err(_) if s.stopped() => Attempt::Fail(Error::interrupted()),
-            Err(e) => Attempt::retry(Kind::Unreachable, crate::hub::read_failed(path, pos, &e, s.stall_secs)),
+            Err(_) if s.work.stopped() => Attempt::Fail(Error::interrupted()),
+            Err(e) => Attempt::retry(Kind::Unreachable, s.source.broke_off(path, pos, &e)),
         }
     })
 }
@@ -341,7 +373,7 @@ fn fetch_piece(s: &Shared, b: &Blob, start: u64, end: u64, piece: &mut [u8]) -> 
 /// The file's location: the first worker to need it locates it while the
 /// others on the same file wait for its answer.
 fn locate(s: &Shared, b: &Blob) -> Attempt<Url> {
-    let mut loc = b.location.lock().unwrap();
+    let mut loc = lock(&b.location);
     if let Some(u) = &*loc {
         return Attempt::Done(u.clone());
     }
@@ -365,8 +397,8 @@ fn copy_body(
     let end = start + piece.len() as u64;
     let mut scratch = Vec::new();
     loop {
-        if s.stopped() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+        if s.work.stopped() {
+            return Err(stopped());
         }
         if *pos >= end {
             return Ok(());
@@ -387,7 +419,10 @@ fn copy_body(
             return Ok(());
         }
         *pos += n as u64;
-        s.done_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        let before = s.done_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if before / PROGRESS_STEP != (before + n as u64) / PROGRESS_STEP {
+            s.work.notify();
+        }
     }
 }
 
@@ -435,19 +470,18 @@ struct GrowingReader<'a> {
     b: &'a Blob,
     file: File,
     pos: u64,
-    role: Role,
+    reader: Reader,
 }
 
 impl<'a> GrowingReader<'a> {
-    fn new(s: &'a Shared, bi: usize, role: Role) -> io::Result<Self> {
-        let b = &s.blobs[bi];
-        Ok(GrowingReader { s, b, file: File::open(&b.record.part)?, pos: 0, role })
+    fn new(s: &'a Shared, b: &'a Blob, reader: Reader) -> io::Result<Self> {
+        Ok(GrowingReader { s, b, file: File::open(&b.record.part)?, pos: 0, reader })
     }
 
     fn read_from(&self, buf: &mut [u8]) -> io::Result<usize> {
         let pi = (self.pos / self.s.piece) as usize;
         let within = (self.pos - pi as u64 * self.s.piece) as usize;
-        if let Some(held) = self.b.held.lock().unwrap().get(&pi) {
+        if let Some(held) = lock(&self.b.held).get(&pi) {
             buf.copy_from_slice(&held.bytes()[within..within + buf.len()]);
             return Ok(buf.len());
         }
@@ -456,75 +490,78 @@ impl<'a> GrowingReader<'a> {
 
     /// Records progress and hands back each piece both readers have passed.
     fn passed(&self) {
-        let counter = if self.role == Role::Verify { &self.b.verified } else { &self.b.nar_read };
-        counter.fetch_max(self.pos, Ordering::SeqCst);
-        let done = self.b.verified.load(Ordering::SeqCst).min(self.b.nar_read.load(Ordering::SeqCst));
-        let mut held = self.b.held.lock().unwrap();
+        self.b.passed[self.reader as usize].fetch_max(self.pos, Ordering::SeqCst);
+        let done = self.b.passed.iter().map(|p| p.load(Ordering::SeqCst)).min().unwrap_or(0);
+        let mut held = lock(&self.b.held);
+        let mut freed = Vec::new();
         while let Some((&pi, _)) = held.first_key_value() {
             if self.b.planned.pieces[pi].1 > done {
                 break;
             }
-            let buf = held.remove(&pi).expect("just seen");
-            self.s.pool.give(buf);
+            freed.push(held.remove(&pi).expect("just seen"));
+        }
+        drop(held);
+        for buf in freed {
+            self.s.pool.give(buf, &self.s.work);
         }
     }
 }
 
 impl Read for GrowingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos >= self.b.planned.size {
-                return Ok(0);
-            }
-            let w = self.b.watermark.load(Ordering::SeqCst);
-            if w > self.pos {
-                let piece_end = (self.pos / self.s.piece + 1) * self.s.piece;
-                let n = ((w.min(piece_end) - self.pos) as usize).min(buf.len());
-                let n = self.read_from(&mut buf[..n])?;
-                self.pos += n as u64;
-                self.passed();
-                return Ok(n);
-            }
-            if self.s.stopped() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
-            }
-            self.s.nap(Duration::from_millis(20));
+        if self.pos >= self.b.planned.size {
+            return Ok(0);
         }
+        let (b, pos) = (self.b, self.pos);
+        self.s.work.wait_while(|| b.watermark.load(Ordering::SeqCst) <= pos);
+        let w = self.b.watermark.load(Ordering::SeqCst);
+        if w <= self.pos {
+            return Err(stopped());
+        }
+        let piece_end = (self.pos / self.s.piece + 1) * self.s.piece;
+        let n = ((w.min(piece_end) - self.pos) as usize).min(buf.len());
+        let n = self.read_from(&mut buf[..n])?;
+        self.pos += n as u64;
+        self.passed();
+        Ok(n)
     }
 }
 
 /// Checks every blob against the Hub's hash as its bytes land. A bad blob is
 /// discarded with its record, so no later run reuses it.
 fn verify_all(s: &Shared) -> Result<()> {
-    for (bi, b) in s.blobs.iter().enumerate() {
-        let mut v = Verifier::new(&b.planned.digest, b.planned.size);
-        let mut r = GrowingReader::new(s, bi, Role::Verify).map_err(|e| Error::io("read", &b.record.part, e))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(n) => n,
-                Err(_) if s.stopped() => return Ok(()),
-                Err(e) => return Err(Error::io("read", &b.record.part, e)),
-            };
-            if n == 0 {
-                break;
-            }
-            v.update(&buf[..n]);
-        }
-        if let Err((want, got)) = v.finish() {
-            b.record.discard();
-            return Err(Error::new(
-                Kind::CorruptData,
-                format!(
-                    "'{}' of '{}' is corrupt: expected {} {want}, got {got}; nothing was added to the store",
-                    b.path(),
-                    s.shown,
-                    b.planned.digest.algorithm()
-                ),
-            ));
+    for b in &s.blobs {
+        work::working_on(b.path());
+        let r = GrowingReader::new(s, b, Reader::Verify).map_err(|e| Error::io("read", &b.record.part, e))?;
+        let checked = match HashingReader::new(r, &b.planned.digest, b.planned.size).check(b.path(), &s.shown) {
+            Ok(checked) => checked,
+            Err(_) if s.work.stopped() => return Err(Error::interrupted()),
+            Err(e) => return Err(Error::io("read", &b.record.part, e)),
+        };
+        if let Err(e) = checked {
+            // Gone before the error is told (the process may end then), so
+            // that no later run reuses it.
+            s.work.fail_after(e.clone(), || b.record.discard());
+            return Err(e);
         }
     }
     Ok(())
+}
+
+/// The snapshot's NAR hash and size, read as the files land.
+fn hash_nar(s: &Shared, order: &[String]) -> Result<([u8; 32], u64)> {
+    let blob_of: BTreeMap<&str, &Blob> =
+        s.blobs.iter().flat_map(|b| b.planned.paths.iter().map(move |p| (p.as_str(), b))).collect();
+    let files: Vec<(&str, u64)> = order.iter().map(|p| (p.as_str(), blob_of[p.as_str()].planned.size)).collect();
+    let hashed = nar::hash(&nar::layout(&files), |p| {
+        work::working_on(p);
+        Ok(Box::new(GrowingReader::new(s, blob_of[p], Reader::Nar)?) as Box<dyn Read>)
+    });
+    match hashed {
+        Ok(h) => Ok(h),
+        Err(_) if s.work.stopped() => Err(Error::interrupted()),
+        Err(e) => Err(Error::new(Kind::LocalIo, format!("hashing the snapshot failed: {e}"))),
+    }
 }
 
 /// Moves each verified part to its path(s) in the tree; a content found at

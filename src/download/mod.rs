@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use url::Url;
 
-pub use engine::{transfer, Job, Ranged, Source, Transferred};
+pub use engine::{prepare, start, Job, Prepared, Ranged, Source, Transferred};
 
+use crate::base::CommitId;
 use crate::hub::{self, Hub};
 use crate::retry::Attempt;
 use crate::spec::Spec;
@@ -27,7 +28,7 @@ pub const PIECE: u64 = 8 << 20;
 pub struct HubSource {
     pub hub: Arc<Hub>,
     pub spec: Spec,
-    pub sha: String,
+    pub sha: CommitId,
 }
 
 impl Source for HubSource {
@@ -38,7 +39,11 @@ impl Source for HubSource {
     fn range(&self, at: &Url, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
         self.hub.range(at, start, end, &self.spec, path).map(|r| match r {
             hub::Ranged::Body { response, skip } => Ranged::Body { reader: Box::new(response), skip },
-            hub::Ranged::Expired => Ranged::Expired,
+            hub::Ranged::Expired => Ranged::Expired { why: hub::EXPIRED.to_string() },
         })
+    }
+
+    fn broke_off(&self, path: &str, at: u64, e: &std::io::Error) -> String {
+        hub::read_failed(path, at, e, self.hub.stall().as_secs())
     }
 }

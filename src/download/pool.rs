@@ -5,8 +5,10 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+
+use crate::base::lock;
+use crate::work::Work;
 
 /// O_DIRECT wants buffers, offsets and lengths aligned to the block size.
 pub const ALIGN: usize = 4096;
@@ -51,48 +53,51 @@ impl Drop for Buffer {
     }
 }
 
+#[derive(Default)]
+struct Stock {
+    free: Vec<Buffer>,
+    /// How many buffers exist, free or in use.
+    made: usize,
+}
+
 pub struct Pool {
-    /// Free buffers, and how many exist in all.
-    free: Mutex<(Vec<Buffer>, usize)>,
+    stock: Mutex<Stock>,
     limit: usize,
     size: usize,
-    returned: Condvar,
 }
 
 impl Pool {
     /// At most `limit` buffers of `size` bytes each.
     pub fn new(limit: usize, size: usize) -> Pool {
-        Pool { free: Mutex::new((Vec::new(), 0)), limit: limit.max(1), size, returned: Condvar::new() }
+        Pool { stock: Mutex::new(Stock::default()), limit: limit.max(1), size }
     }
 
-    /// A buffer, waiting for one to come back when all are in use; None
-    /// once `stopped` says so.
-    pub fn take(&self, stopped: &dyn Fn() -> bool) -> Option<Buffer> {
-        let mut g = self.free.lock().unwrap();
-        loop {
-            if stopped() {
-                return None;
-            }
-            if let Some(b) = g.0.pop() {
-                return Some(b);
-            }
-            if g.1 < self.limit {
-                g.1 += 1;
-                return Some(Buffer::new(self.size));
-            }
-            g = self.returned.wait_timeout(g, Duration::from_millis(20)).unwrap().0;
-        }
+    /// A buffer, waiting (on the fetch's condition) for one to come back
+    /// when all are in use; None once the fetch stops.
+    pub fn take(&self, work: &Work) -> Option<Buffer> {
+        let mut got = None;
+        work.wait_while(|| {
+            let mut s = lock(&self.stock);
+            got = s.free.pop().or_else(|| {
+                (s.made < self.limit).then(|| {
+                    s.made += 1;
+                    Buffer::new(self.size)
+                })
+            });
+            got.is_none()
+        });
+        got.filter(|_| !work.stopped())
     }
 
-    pub fn give(&self, b: Buffer) {
-        self.free.lock().unwrap().0.push(b);
-        self.returned.notify_one();
+    pub fn give(&self, b: Buffer, work: &Work) {
+        lock(&self.stock).free.push(b);
+        work.notify();
     }
 
     /// How many buffers were ever made: the pool's peak memory, in buffers.
     #[cfg(test)]
     pub fn made(&self) -> usize {
-        self.free.lock().unwrap().1
+        lock(&self.stock).made
     }
 }
 
@@ -102,15 +107,22 @@ mod tests {
 
     #[test]
     fn bounded_aligned_and_reused() {
+        let work = Work::new();
         let pool = Pool::new(2, 3 * ALIGN);
-        let mut a = pool.take(&|| false).unwrap();
-        let b = pool.take(&|| false).unwrap();
+        let mut a = pool.take(&work).unwrap();
+        let b = pool.take(&work).unwrap();
         assert_eq!(a.bytes().as_ptr() as usize % ALIGN, 0);
         a.bytes_mut()[3 * ALIGN - 1] = 7;
-        assert!(pool.take(&|| true).is_none(), "a stopped taker does not wait");
-        pool.give(b);
-        let c = pool.take(&|| false).unwrap();
+        // A third taker waits until a buffer comes back.
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| pool.take(&work).map(|c| c.bytes().len()));
+            pool.give(b, &work);
+            assert_eq!(waiting.join().unwrap(), Some(3 * ALIGN));
+        });
         assert_eq!(pool.made(), 2, "the returned buffer was reused");
-        drop((a, c));
+        let stopped = Work::new();
+        stopped.stop();
+        assert!(pool.take(&stopped).is_none(), "a stopped taker does not wait");
+        drop(a);
     }
 }

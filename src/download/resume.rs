@@ -7,18 +7,27 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use crate::base::lock;
 use crate::error::{Error, Result};
 
 pub struct Record {
     pub part: PathBuf,
     pieces: PathBuf,
+    /// Set once the content is discarded: a piece that finishes after that
+    /// (another worker's) must not bring the record back.
+    discarded: Mutex<bool>,
 }
 
 impl Record {
     /// The record of content `name` (digest and size) in the `parts` folder.
     pub fn new(parts: &Path, name: &str) -> Record {
-        Record { part: parts.join(format!("{name}.part")), pieces: parts.join(format!("{name}.pieces")) }
+        Record {
+            part: parts.join(format!("{name}.part")),
+            pieces: parts.join(format!("{name}.pieces")),
+            discarded: Mutex::new(false),
+        }
     }
 
     /// Which of `count` pieces an earlier run finished; when there is no
@@ -40,6 +49,10 @@ impl Record {
     }
 
     pub fn finished(&self, piece: usize) -> Result<()> {
+        let discarded = lock(&self.discarded);
+        if *discarded {
+            return Ok(());
+        }
         OpenOptions::new()
             .create(true)
             .append(true)
@@ -56,6 +69,8 @@ impl Record {
 
     /// Forgets the content: nothing of it will be reused.
     pub fn discard(&self) {
+        let mut discarded = lock(&self.discarded);
+        *discarded = true;
         let _ = fs::remove_file(&self.part);
         let _ = fs::remove_file(&self.pieces);
     }

@@ -4,21 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::engine::{transfer, Job, Ranged, Source, Transferred};
+use super::engine::{transfer, Job, Ranged, Reuse, Source, Transferred};
 use crate::base::{Digest, FileEntry, Observer};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Detail, Error, Kind, Result};
 use crate::retry::testing::FakeClock;
 use crate::retry::{Attempt, Budget};
 use crate::verify::hex;
+use crate::work::Work;
 
 const PIECE: u64 = 16 << 10;
 
@@ -34,6 +34,8 @@ enum Fault {
     Unavailable,
     /// The body never ends until the test is over.
     Hang,
+    /// The source panics after `after` bytes of the body (a bug).
+    Panic { after: usize },
 }
 
 #[derive(Default)]
@@ -42,7 +44,23 @@ struct Mem {
     faults: Mutex<BTreeMap<String, Fault>>,
     /// ("locate" | "range", path, start)
     log: Mutex<Vec<(&'static str, String, u64)>>,
-    release: Arc<AtomicBool>,
+    release: Release,
+}
+
+/// Lets hanging bodies end, once the test is over.
+#[derive(Clone, Default)]
+struct Release(Arc<(Mutex<bool>, Condvar)>);
+
+impl Release {
+    fn wait(&self) {
+        let (m, cv) = &*self.0;
+        let _g = cv.wait_while(m.lock().unwrap(), |released| !*released).unwrap();
+    }
+
+    fn now(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
 }
 
 impl Mem {
@@ -60,14 +78,31 @@ impl Mem {
     }
 }
 
-struct Hanging(Arc<AtomicBool>);
+struct Hanging(Release);
 
 impl Read for Hanging {
     fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-        while !self.0.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.0.wait();
         Ok(0)
+    }
+}
+
+/// A body that panics once `left` bytes have been read: a bug in a source.
+struct Panicking {
+    data: Cursor<Vec<u8>>,
+    left: usize,
+}
+
+impl Read for Panicking {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let lengths: Vec<usize> = Vec::new();
+            return Ok(lengths[7]); // an index out of range, as a real bug would be
+        }
+        let want = buf.len().min(self.left);
+        let n = self.data.read(&mut buf[..want])?;
+        self.left -= n;
+        Ok(n)
     }
 }
 
@@ -84,7 +119,7 @@ impl Source for Mem {
         match faults.get(path).cloned() {
             Some(Fault::Expired(n)) if n > 0 => {
                 faults.insert(path.into(), Fault::Expired(n - 1));
-                return Attempt::Done(Ranged::Expired);
+                return Attempt::Done(Ranged::Expired { why: EXPIRED.into() });
             }
             Some(Fault::Corrupt(at)) if (start..end).contains(&at) => {
                 faults.remove(path);
@@ -98,11 +133,21 @@ impl Source for Mem {
             Some(Fault::Hang) => {
                 return Attempt::Done(Ranged::Body { reader: Box::new(Hanging(self.release.clone())), skip: 0 })
             }
+            Some(Fault::Panic { after }) => {
+                let body = Panicking { data: Cursor::new(data), left: after };
+                return Attempt::Done(Ranged::Body { reader: Box::new(body), skip: 0 });
+            }
             _ => {}
         }
         Attempt::Done(Ranged::Body { reader: Box::new(Cursor::new(data)), skip: 0 })
     }
+
+    fn broke_off(&self, path: &str, at: u64, e: &std::io::Error) -> String {
+        format!("the body of '{path}' broke off at byte {at} ({e})")
+    }
 }
+
+const EXPIRED: &str = "the location expired";
 
 #[derive(Default)]
 struct Watcher {
@@ -166,29 +211,22 @@ impl Run {
     }
 
     fn go(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher) -> Result<Transferred> {
-        self.go_with(source, files, obs, &|_, _, _| false)
+        self.go_with(source, files, obs, Box::new(|_, _, _| false))
     }
 
-    fn go_with(
-        &self,
-        source: Arc<Mem>,
-        files: &[FileEntry],
-        obs: &Watcher,
-        reuse: &dyn Fn(&Digest, u64, &Path) -> bool,
-    ) -> Result<Transferred> {
+    fn go_with(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher, reuse: Reuse) -> Result<Transferred> {
         let job = Job {
             source,
-            files,
-            dir: &self.dir,
+            files: files.to_vec(),
+            dir: self.dir.clone(),
             connections: 3,
             piece: PIECE,
             reuse,
             budget: Budget { attempts: 4, time: Duration::from_secs(300) },
-            stall_secs: 30,
             clock: self.clock.clone(),
             shown: "hf:org/name".into(),
         };
-        transfer(job, obs)
+        transfer(job, &Work::new(), obs)
     }
 }
 
@@ -200,10 +238,10 @@ impl Drop for Run {
 
 /// What `nix hash path` would say of the tree (nar.rs is checked against it).
 fn nar_of(files: &[(&str, Vec<u8>)]) -> ([u8; 32], u64) {
-    let paths: Vec<&str> = files.iter().map(|f| f.0).collect();
-    crate::nar::hash_tree(&paths, |p| {
+    let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.0, f.1.len() as u64)).collect();
+    crate::nar::hash(&crate::nar::layout(&sizes), |p| {
         let d = files.iter().find(|f| f.0 == p).unwrap().1.clone();
-        Ok((d.len() as u64, Box::new(Cursor::new(d))))
+        Ok(Box::new(Cursor::new(d)))
     })
     .unwrap()
 }
@@ -304,10 +342,9 @@ fn a_location_that_keeps_expiring_ends_in_one_error() {
     assert_eq!(
         e.message,
         format!(
-            "giving up on 'a.bin' of 'hf:org/name' (bytes 0-{}): {}; 4 attempts over 7.0 s; \
+            "giving up on 'a.bin' of 'hf:org/name' (bytes 0-{}): {EXPIRED}; 4 attempts over 7.0 s; \
              raise hf-retries (now 4) to try more often",
             PIECE - 1,
-            crate::hub::EXPIRED
         )
     );
     assert_eq!(mem.requests("range", "a.bin").len(), 4, "renewals count against the budget");
@@ -330,14 +367,18 @@ fn corrupt_bytes_fail_naming_the_file_and_are_not_kept() {
     let e = entries(&files);
     let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Corrupt(PIECE + 3)));
     let err = run.go(mem, &e, &Watcher::default()).err().unwrap();
-    assert_eq!(err.kind, Kind::CorruptData);
-    assert!(
-        err.message
-            .starts_with(&format!("'a.bin' of 'hf:org/name' is corrupt: expected sha256 {}, got ", e[0].digest.hex())),
-        "{}",
-        err.message
+    assert_eq!(err.kind, Kind::CorruptData, "{}", err.message);
+    let mut flipped = files[0].1.clone();
+    flipped[PIECE as usize + 3] ^= 0xff;
+    assert_eq!(
+        err.detail,
+        Detail::HashMismatch {
+            file: "a.bin".into(),
+            algorithm: "sha256",
+            expected: e[0].digest.hex().into(),
+            got: sha256(&flipped).hex().into(),
+        }
     );
-    assert!(err.message.ends_with("; nothing was added to the store"));
     let left: Vec<_> = run.dir.join("parts").read_dir().unwrap().collect();
     assert!(left.is_empty(), "corrupt data kept for a later run");
 }
@@ -361,12 +402,15 @@ fn contents_on_this_machine_are_reused() {
     let mem = Arc::new(Mem::with(&files));
     let big = files[0].1.clone();
     let t = run
-        .go_with(mem.clone(), &entries(&files), &Watcher::default(), &|_, size, part| {
-            size == big.len() as u64 && std::fs::write(part, &big).is_ok()
-        })
+        .go_with(
+            mem.clone(),
+            &entries(&files),
+            &Watcher::default(),
+            Box::new(move |_, size, part| size == big.len() as u64 && std::fs::write(part, &big).is_ok()),
+        )
         .unwrap();
     tree(&t, &files);
-    assert_eq!(t.reused_bytes, big.len() as u64);
+    assert_eq!(t.reused_bytes, files[0].1.len() as u64);
     assert!(mem.requests("range", "copy-of-a.bin").is_empty());
 }
 
@@ -378,5 +422,34 @@ fn ctrl_c_stops_the_transfer_while_a_read_hangs() {
     let obs = Watcher { stop_at: Some(1), ..Default::default() };
     let e = run.go(mem.clone(), &entries(&files), &obs).err().unwrap();
     assert_eq!(e, Error::interrupted());
-    mem.release.store(true, Ordering::SeqCst);
+    mem.release.now();
+}
+
+#[test]
+fn a_panic_mid_piece_ends_the_transfer_naming_the_file_and_keeps_what_arrived() {
+    let files = vec![("a.bin", data(10, 3 * PIECE as usize)), ("weights/b.bin", data(11, 2 * PIECE as usize))];
+    let run = Run::new("panic");
+    let e = entries(&files);
+    let mem = Arc::new(Mem::with(&files).fault("weights/b.bin", Fault::Panic { after: 1000 }));
+    let err = run.go(mem.clone(), &e, &Watcher::default()).err().expect("a panic ends the transfer; it does not hang");
+    assert_eq!(err.kind, Kind::Bug);
+    assert_eq!(err.detail, Detail::Panic { file: Some("weights/b.bin".into()) });
+    assert!(err.message.starts_with("internal error in nix-hf while fetching 'weights/b.bin' (please report it): "));
+    // The partial directory stays for the next attempt, which fetches only
+    // what did not arrive.
+    let parts = run.dir.join("parts");
+    let recorded = |f: &FileEntry| -> Vec<u64> {
+        let pieces = std::fs::read_to_string(parts.join(format!("{}.pieces", f.content_key()))).unwrap_or_default();
+        pieces.lines().map(|l| l.parse::<u64>().unwrap() * PIECE).collect()
+    };
+    let kept: Vec<(String, Vec<u64>)> = e.iter().map(|f| (f.path.clone(), recorded(f))).collect();
+    assert!(parts.join(format!("{}.part", e[1].content_key())).exists());
+    mem.faults.lock().unwrap().clear();
+    mem.log.lock().unwrap().clear();
+    let t = run.go(mem.clone(), &e, &Watcher::default()).unwrap();
+    tree(&t, &files);
+    for (path, done) in kept {
+        let again = mem.requests("range", &path);
+        assert!(done.iter().all(|d| !again.contains(d)), "{path}: pieces {done:?} fetched again ({again:?})");
+    }
 }

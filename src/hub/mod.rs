@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
-use serde_json::Value as Json;
+use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::base::{FileEntry, Revision, DEFAULT_ENDPOINT};
+use crate::base::{CommitId, FileEntry, Revision, DEFAULT_ENDPOINT};
 use crate::error::{fail, Error, Kind, Result};
 use crate::retry::{self, Attempt, Budget, RealClock};
 use crate::spec::Spec;
 use crate::token::Choice;
+use crate::work::Work;
 
 pub use messages::{read_failed, EXPIRED};
 
@@ -88,6 +89,13 @@ pub enum Ranged {
     Expired,
 }
 
+/// How many redirects a request may take before the answer is refused.
+const MAX_REDIRECTS: usize = 10;
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
 impl Hub {
     pub fn new(s: Settings) -> Result<Hub> {
         let mut builder = Client::builder();
@@ -154,7 +162,7 @@ impl Hub {
     }
 
     fn api_base(&self, spec: &Spec) -> String {
-        format!("{}/api/{}s/{}", self.endpoint_str(), spec.kind.as_str(), spec.repo)
+        format!("{}/api/{}/{}", self.endpoint_str(), spec.kind.plural(), spec.repo)
     }
 
     fn refusal(&self, spec: &Spec, what: &str, status: u16, headers: &HeaderMap) -> Error {
@@ -163,7 +171,7 @@ impl Hub {
 
     /// One request, with the token only when the URL is on the endpoint's
     /// origin. Redirects are not followed here.
-    fn send(&self, method: reqwest::Method, url: &Url, headers: &HeaderMap) -> reqwest::Result<Response> {
+    fn send(&self, method: Method, url: &Url, headers: &HeaderMap) -> reqwest::Result<Response> {
         let mut req = self.client.request(method, url.clone()).headers(headers.clone());
         if let (true, Some(t)) = (self.same_origin(url), &self.token.token) {
             req = req.header(AUTHORIZATION, t.bearer());
@@ -186,31 +194,40 @@ impl Hub {
         })
     }
 
-    /// One attempt at an API call: GET following redirects by hand, the
-    /// JSON body read whole, and the next page's link (listings) kept.
-    fn api_attempt(&self, url: &str, spec: &Spec, what: &str) -> Attempt<(Json, Option<String>)> {
-        let mut url = match Url::parse(url) {
-            Ok(u) => u,
-            Err(e) => return Attempt::Fail(Error::new(Kind::Bug, format!("bad URL {url}: {e}"))),
-        };
-        for _ in 0..10 {
-            let resp = match self.send(reqwest::Method::GET, &url, &HeaderMap::new()) {
+    /// One request, following redirects by hand (each hop is sent by
+    /// `send`, so the token never leaves the endpoint's origin): the first
+    /// answer that is not a redirect, and the URL that gave it.
+    fn follow(&self, method: Method, url: &Url, headers: &HeaderMap) -> Attempt<(Url, Response)> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = match self.send(method.clone(), &url, headers) {
                 Ok(r) => r,
                 Err(e) => return self.unreachable(&url, &e),
             };
-            let status = resp.status().as_u16();
-            if resp.status().is_redirection() {
-                match redirect_target(&url, &resp) {
-                    Ok(u) => url = u,
-                    Err(e) => return Attempt::Fail(e),
-                }
-                continue;
+            if !is_redirect(resp.status()) {
+                return Attempt::Done((url, resp));
             }
+            match redirect_target(&url, &resp) {
+                Ok(u) => url = u,
+                Err(e) => return Attempt::Fail(e),
+            }
+        }
+        Attempt::Fail(Error::new(Kind::CorruptData, format!("too many redirects fetching {url}")))
+    }
+
+    /// One attempt at an API call: the body read whole, and the next
+    /// page's link (listings) kept.
+    fn api_attempt(&self, url: &str, spec: &Spec, what: &str) -> Attempt<(Vec<u8>, Option<String>)> {
+        let url = match Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => return Attempt::Fail(Error::new(Kind::Bug, format!("bad URL {url}: {e}"))),
+        };
+        self.follow(Method::GET, &url, &HeaderMap::new()).and_then(|(url, resp)| {
             if let Some(again) = self.transient(&url, &resp) {
                 return again;
             }
             if !resp.status().is_success() {
-                return Attempt::Fail(self.refusal(spec, what, status, resp.headers()));
+                return Attempt::Fail(self.refusal(spec, what, resp.status().as_u16(), resp.headers()));
             }
             let next = next_link(resp.headers());
             let mut body = Vec::new();
@@ -220,15 +237,8 @@ impl Hub {
                     format!("reading the answer from {} failed ({e})", self.server_name(&url)),
                 );
             }
-            return match serde_json::from_slice(&body) {
-                Ok(json) => Attempt::Done((json, next)),
-                Err(e) => Attempt::Fail(Error::new(
-                    Kind::CorruptData,
-                    format!("the Hub's answer from {url} is not valid JSON: {e}"),
-                )),
-            };
-        }
-        Attempt::Fail(Error::new(Kind::CorruptData, format!("too many redirects fetching {url}")))
+            Attempt::Done((body, next))
+        })
     }
 
     /// An API call under the retry runner; `asked` describes it for the
@@ -239,31 +249,32 @@ impl Hub {
         spec: &Spec,
         what: &str,
         asked: &str,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<(Json, Option<String>)> {
-        retry::run(self.budget, &|| format!("'{}' ({asked})", spec.display()), &self.clock, cancelled, |_| {
+        work: &Work,
+    ) -> Result<(Vec<u8>, Option<String>)> {
+        retry::run(self.budget, &|| format!("'{}' ({asked})", spec.display()), &self.clock, work, |_| {
             self.api_attempt(url, spec, what)
         })
     }
 
     /// The commit `rev` (a ref or commit; None for the default branch) points to.
-    pub fn revision(&self, spec: &Spec, rev: Option<&str>, cancelled: &dyn Fn() -> bool) -> Result<Revision> {
+    pub fn revision(&self, spec: &Spec, rev: Option<&str>, work: &Work) -> Result<Revision> {
         let url = match rev {
             Some(r) => format!("{}/revision/{}", self.api_base(spec), encode(r, false)),
             None => self.api_base(spec),
         };
         let what = rev.unwrap_or("main");
-        let (body, _) = self.api(&url, spec, what, &format!("resolving '{what}'"), cancelled)?;
+        let (body, _) = self.api(&url, spec, what, &format!("resolving '{what}'"), work)?;
         answers::revision(&body, spec)
     }
 
     /// Every file of the tree at `sha`, across all pages, checked whole.
-    pub fn list(&self, spec: &Spec, sha: &str, cancelled: &dyn Fn() -> bool) -> Result<Vec<FileEntry>> {
-        let mut url = format!("{}/tree/{}?recursive=true&expand=false", self.api_base(spec), encode(sha, false));
+    pub fn list(&self, spec: &Spec, sha: &CommitId, work: &Work) -> Result<Vec<FileEntry>> {
+        let mut url =
+            format!("{}/tree/{}?recursive=true&expand=false", self.api_base(spec), encode(sha.as_str(), false));
         let mut listing = answers::Listing::default();
         let asked = format!("listing the files at {sha}");
         loop {
-            let (page, next) = self.api(&url, spec, sha, &asked, cancelled)?;
+            let (page, next) = self.api(&url, spec, sha.as_str(), &asked, work)?;
             listing.add_page(&page, spec)?;
             let Some(n) = next else { break };
             let u = self
@@ -285,24 +296,26 @@ impl Hub {
     /// Where the bytes of `path` at commit `sha` are served: the Hub's
     /// answer to /resolve (a CDN URL for LFS files, the Hub's own cache for
     /// the others). One attempt.
-    pub fn locate(&self, spec: &Spec, sha: &str, path: &str) -> Attempt<Url> {
+    pub fn locate(&self, spec: &Spec, sha: &CommitId, path: &str) -> Attempt<Url> {
         let url = format!(
             "{}/{}{}/resolve/{}/{}",
             self.endpoint_str(),
             spec.kind.url_prefix(),
             spec.repo,
-            encode(sha, false),
+            encode(sha.as_str(), false),
             encode(path, true)
         );
         let url = match Url::parse(&url) {
             Ok(u) => u,
             Err(e) => return Attempt::Fail(Error::new(Kind::Bug, format!("bad URL {url}: {e}"))),
         };
-        let resp = match self.send(reqwest::Method::HEAD, &url, &HeaderMap::new()) {
+        let resp = match self.send(Method::HEAD, &url, &HeaderMap::new()) {
             Ok(r) => r,
             Err(e) => return self.unreachable(&url, &e),
         };
-        if resp.status().is_redirection() {
+        // One hop only: where /resolve points is the file's location, which
+        // ranged reads then ask (and follow further, if it redirects again).
+        if is_redirect(resp.status()) {
             return match redirect_target(&url, &resp) {
                 Ok(u) => Attempt::Done(u),
                 Err(e) => Attempt::Fail(e),
@@ -322,52 +335,38 @@ impl Hub {
         let mut headers = HeaderMap::new();
         headers.insert("Accept-Encoding", "identity".parse().expect("a valid header"));
         headers.insert(RANGE, format!("bytes={start}-{}", end - 1).parse().expect("a valid header"));
-        let mut url = url.clone();
-        for _ in 0..10 {
-            let resp = match self.send(reqwest::Method::GET, &url, &headers) {
-                Ok(r) => r,
-                Err(e) => return self.unreachable(&url, &e),
-            };
-            if let Some(again) = self.transient(&url, &resp) {
-                return again;
-            }
-            match resp.status().as_u16() {
-                206 => {
-                    let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    let first = range
-                        .strip_prefix("bytes ")
-                        .and_then(|r| r.split('-').next())
-                        .and_then(|n| n.parse::<u64>().ok());
-                    if first != Some(start) {
-                        return Attempt::retry(
-                            Kind::CorruptData,
-                            format!("{} sent '{range}' when asked for bytes from {start}", self.server_name(&url)),
-                        );
-                    }
-                    return Attempt::Done(Ranged::Body { response: resp, skip: 0 });
-                }
-                200 => return Attempt::Done(Ranged::Body { response: resp, skip: start }),
-                301 | 302 | 303 | 307 | 308 => match redirect_target(&url, &resp) {
-                    Ok(u) => url = u,
-                    Err(e) => return Attempt::Fail(e),
-                },
-                403 if !self.same_origin(&url) => return Attempt::Done(Ranged::Expired),
-                416 => {
-                    return Attempt::Fail(Error::new(
-                        Kind::CorruptData,
-                        format!(
-                            "the server says '{path}' of '{}' is shorter than the {end} bytes the Hub lists",
-                            spec.display()
-                        ),
-                    ))
-                }
-                s => return Attempt::Fail(self.refusal(spec, path, s, resp.headers())),
-            }
+        self.follow(Method::GET, url, &headers).and_then(|(url, resp)| self.ranged_answer(&url, resp, start, end, spec, path))
+    }
+
+    /// What a ranged request's final answer means.
+    fn ranged_answer(&self, url: &Url, resp: Response, start: u64, end: u64, spec: &Spec, path: &str) -> Attempt<Ranged> {
+        if let Some(again) = self.transient(url, &resp) {
+            return again;
         }
-        Attempt::Fail(Error::new(
-            Kind::CorruptData,
-            format!("too many redirects fetching '{path}' of '{}'", spec.display()),
-        ))
+        match resp.status().as_u16() {
+            206 => {
+                let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let first =
+                    range.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|n| n.parse::<u64>().ok());
+                if first != Some(start) {
+                    return Attempt::retry(
+                        Kind::CorruptData,
+                        format!("{} sent '{range}' when asked for bytes from {start}", self.server_name(url)),
+                    );
+                }
+                Attempt::Done(Ranged::Body { response: resp, skip: 0 })
+            }
+            200 => Attempt::Done(Ranged::Body { response: resp, skip: start }),
+            403 if !self.same_origin(url) => Attempt::Done(Ranged::Expired),
+            416 => Attempt::Fail(Error::new(
+                Kind::CorruptData,
+                format!(
+                    "the server says '{path}' of '{}' is shorter than the {end} bytes the Hub lists",
+                    spec.display()
+                ),
+            )),
+            s => Attempt::Fail(self.refusal(spec, path, s, resp.headers())),
+        }
     }
 }
 
@@ -420,12 +419,31 @@ mod properties {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
+        /// The next page is the target of the link marked rel="next",
+        /// wherever it stands among others; without one there is none.
         #[test]
-        fn links(s in "\\PC{0,40}") {
+        fn links(target in "[A-Za-z0-9:/?&=._~%-]{1,40}", other in "[A-Za-z0-9:/?&=._~%-]{1,40}",
+                 first in any::<bool>(), has_next in any::<bool>()) {
+            let next = format!("<{target}>; rel=\"next\"");
+            let prev = format!("<{other}>; rel=\"prev\"");
+            let parts: Vec<&str> = match (has_next, first) {
+                (true, true) => vec![&next, &prev],
+                (true, false) => vec![&prev, &next],
+                (false, _) => vec![&prev],
+            };
+            let mut h = HeaderMap::new();
+            h.insert("Link", parts.join(", ").parse().unwrap());
+            prop_assert_eq!(next_link(&h), has_next.then(|| target.clone()));
+        }
+
+        #[test]
+        fn any_link_header_is_read_without_panic(s in "\\PC{0,60}") {
             let mut h = HeaderMap::new();
             if let Ok(v) = s.parse() {
                 h.insert("Link", v);
-                let _ = next_link(&h);
+                if let Some(t) = next_link(&h) {
+                    prop_assert!(s.contains("rel=\"next\"") && s.contains(t.as_str()));
+                }
             }
         }
     }
