@@ -77,7 +77,7 @@
           pkgs = pkgsFor system;
         in
         {
-          rust = pkgs.callPackage ./nix/rust-tests.nix { };
+          # Every build, each running the Rust core's tests (doCheck).
           plugin = (scopeFor system).default;
         }
         // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {

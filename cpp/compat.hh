@@ -1,16 +1,14 @@
 #pragma once
-// Every difference between the Nix versions nix-hf supports (2.34 and 2.35)
+// Every difference between the Nix versions nix-hf supports (nix/versions)
 // lives here and nowhere else; each branch is compiled and tested in CI.
 // The rest of cpp/ includes this header instead of Nix's.
 //
 // NIXHF_NIX_MAJOR/MINOR come from meson.build (pkg-config --modversion):
-// Nix has no version macro. A newer Nix builds with the newest branch.
+// Nix has no version macro. meson refuses a Nix older than the oldest
+// supported one; a newer Nix builds with the newest branch.
 
 #if !defined(NIXHF_NIX_MAJOR) || !defined(NIXHF_NIX_MINOR)
 #  error "build with meson (meson.build defines NIXHF_NIX_MAJOR and NIXHF_NIX_MINOR from pkg-config)"
-#endif
-#if NIXHF_NIX_MAJOR != 2 || NIXHF_NIX_MINOR < 34
-#  error "nix-hf supports Nix 2.34 and 2.35"
 #endif
 
 #include <nix/expr/eval.hh>

@@ -29,6 +29,7 @@ let
       --option plugin-files <nix-hf>/lib/nix/plugins/libnix-hf.so (see nix-hf's README, Install).
     '');
 
+  # The repo as hf: URLs and the cache name it (datasets/ORG/NAME).
   repoKey = m: if m.kind == "model" then m.repo else "${m.kind}s/${m.repo}";
 
   fetch =
@@ -83,10 +84,12 @@ let
             "space"
           ];
           default = "model";
+          description = "What the repo is on the Hub: a model, a dataset or a space.";
         };
         rev = mkOption {
-          type = types.nullOr types.str;
+          type = types.nullOr (types.strMatching "[0-9a-fA-F]{40}");
           default = null;
+          example = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf";
           description = "The commit (40 hex digits). `nix flake prefetch hf:ORG/NAME` prints it.";
         };
         narHash = mkOption {
@@ -106,6 +109,8 @@ let
         exclude = mkOption {
           type = types.listOf types.str;
           default = [ ];
+          example = [ "original/*" ];
+          description = "Globs of files not to fetch, even when `include` or `files` names them.";
         };
         files = mkOption {
           type = types.listOf types.str;
@@ -114,7 +119,12 @@ let
           description = "Exact paths of the files to fetch.";
         };
         source = mkOption {
-          type = types.nullOr types.unspecified;
+          type = types.nullOr (
+            types.addCheck types.attrs (s: s ? outPath && s ? rev)
+            // {
+              description = "snapshot (an attribute set with outPath and rev)";
+            }
+          );
           default = null;
           description = ''
             A snapshot fetched elsewhere (a flake input `hf:…` with `flake = false`, or a
@@ -204,6 +214,7 @@ in
           type = types.str;
           default = "${config.home.homeDirectory}/.cache/huggingface/hub";
           defaultText = lib.literalExpression ''"''${config.home.homeDirectory}/.cache/huggingface/hub"'';
+          description = "Your own Hugging Face cache, where `linkIntoUserCache` links the models.";
         };
       }
   );

@@ -42,8 +42,9 @@ in
       default = scope.forNix nixPackage;
       defaultText = lib.literalMD "nix-hf built for `nix.package`";
       description = ''
-        The nix-hf build to load. It must be built for exactly the Nix that
-        loads it, which is why the default builds it for `nix.package`.
+        The nix-hf build to load (its `plugin` attribute is what plugin-files
+        names). It must be built for exactly the Nix that loads it, which is
+        why the default builds it for `nix.package`.
       '';
     };
 
@@ -59,17 +60,19 @@ in
       '';
     };
 
+    # null leaves the setting out of nix.conf: the plugin's own default
+    # holds (`nix config show hf-connections` prints it).
     connections = unset // {
-      description = "Connections open at once to the Hub and its CDN (`hf-connections`; nix-hf's default: 8).";
+      description = "Connections open at once to the Hub and its CDN (`hf-connections`); null: nix-hf's default.";
     };
     stallTimeout = unset // {
-      description = "Seconds a connection may stay silent before the attempt fails (`hf-stall-timeout`; default 30).";
+      description = "Seconds a connection may stay silent before the attempt fails (`hf-stall-timeout`); null: nix-hf's default.";
     };
     retries = unset // {
-      description = "Attempts at each request before giving up (`hf-retries`; default 6).";
+      description = "Attempts at each request before giving up (`hf-retries`); null: nix-hf's default.";
     };
     retryTime = unset // {
-      description = "Seconds after a request's first attempt past which no attempt or wait begins (`hf-retry-time`; default 300).";
+      description = "Seconds after a request's first attempt past which no attempt or wait begins (`hf-retry-time`); null: nix-hf's default.";
     };
 
     tokenFile = mkOption {
@@ -111,7 +114,7 @@ in
 
     nix.settings = lib.mkIf hasBuild (
       {
-        plugin-files = [ "${cfg.package}/lib/nix/plugins/libnix-hf.so" ];
+        plugin-files = [ cfg.package.plugin ];
       }
       // lib.filterAttrs (_: v: v != null) settings
     );

@@ -26,9 +26,11 @@
 let
   source = callPackage ./source.nix { };
 in
-stdenv.mkDerivation {
+stdenv.mkDerivation (finalAttrs: {
   pname = "nix-hf";
   inherit (source) version src cargoDeps;
+
+  strictDeps = true;
 
   nativeBuildInputs = [
     meson
@@ -58,9 +60,20 @@ stdenv.mkDerivation {
     export CARGO_HOME=$NIX_BUILD_TOP/.cargo
   '';
 
+  # The Rust core's unit and property tests, over the crates meson's cargo
+  # build already compiled (its target dir is the build dir's cargo/).
+  doCheck = true;
+  checkPhase = ''
+    runHook preCheck
+    cargo test --release --locked --offline --manifest-path ../Cargo.toml --target-dir cargo
+    runHook postCheck
+  '';
+
   passthru = {
     inherit nix;
     nixVersion = nix.version;
+    # What plugin-files names.
+    plugin = "${finalAttrs.finalPackage}/${source.pluginFile}";
   };
 
   meta = {
@@ -69,4 +82,4 @@ stdenv.mkDerivation {
     license = lib.licenses.mit;
     platforms = lib.platforms.linux ++ lib.platforms.darwin;
   };
-}
+})

@@ -22,6 +22,7 @@ let
     && lib.elem (lib.versions.majorMinor nixPackage.version) supported;
 
   forNix = nixPackage: callPackage ./package.nix { nix = nixPackage; };
+  inherit (callPackage ./source.nix { }) pluginFile;
 
   # nixVersions' name for a release: "2.35" -> nix_2_35.
   attrName = release: "nix_${lib.replaceStrings [ "." ] [ "_" ] release}";
@@ -36,20 +37,27 @@ let
   # every build, each in the folder named by its Nix's exact version.
   combine =
     builds:
-    runCommand "nix-hf-${(lib.head builds).version}"
-      {
-        passthru.builds = builds;
-        meta = (lib.head builds).meta // {
-          description = "Hugging Face models and datasets as reproducible Nix inputs (Nix plugin)";
-        };
-      }
-      ''
-        mkdir -p $out/lib/nix/plugins $out/lib/nix/nix-hf
-        cp ${lib.head builds}/lib/nix/plugins/libnix-hf.so $out/lib/nix/plugins/
-        ${lib.concatMapStrings (b: ''
-          ln -s ${b}/lib/nix/nix-hf/${b.nixVersion} $out/lib/nix/nix-hf/${b.nixVersion}
-        '') builds}
-      '';
+    let
+      combined =
+        runCommand "nix-hf-${(lib.head builds).version}"
+          {
+            passthru = {
+              inherit builds;
+              plugin = "${combined}/${pluginFile}";
+            };
+            meta = (lib.head builds).meta // {
+              description = "Hugging Face models and datasets as reproducible Nix inputs (Nix plugin)";
+            };
+          }
+          ''
+            mkdir -p $out/lib/nix/plugins $out/lib/nix/nix-hf
+            cp ${(lib.head builds).plugin} $out/${pluginFile}
+            ${lib.concatMapStrings (b: ''
+              ln -s ${b}/lib/nix/nix-hf/${b.nixVersion} $out/lib/nix/nix-hf/${b.nixVersion}
+            '') builds}
+          '';
+    in
+    combined;
 in
 {
   inherit hasBuild forNix builds;

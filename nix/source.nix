@@ -5,6 +5,10 @@
 {
   version = (lib.importTOML ../Cargo.toml).package.version;
 
+  # The loader, where every build installs it (meson.build names it so on
+  # every platform): what plugin-files names.
+  pluginFile = "lib/nix/plugins/libnix-hf.so";
+
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
@@ -12,9 +16,11 @@
       ../Cargo.lock
       ../build.rs
       ../meson.build
+      ../nix/versions
       ../build-aux
       ../cpp
       ../src
+      ../tests/seam
       ../proptest-regressions
     ];
   };

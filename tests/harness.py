@@ -19,6 +19,12 @@ TESTS = os.path.join(TOP, "tests")
 PLUGIN = os.environ.get("NIX_HF_PLUGIN", os.path.join(TOP, "build", "plugin", "lib", "nix", "plugins", "libnix-hf.so"))
 
 
+def supported_nix():
+    """nix/versions, the supported Nix releases: [(release, exact version)]."""
+    with open(os.path.join(TOP, "nix", "versions")) as f:
+        return [tuple(line.split()[:2]) for line in f if line.strip() and not line.startswith("#")]
+
+
 
 class Standin:
     """A running stand-in: its URLs and its admin switches."""

@@ -9,11 +9,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from harness import PLUGIN
+from harness import PLUGIN, wait_for
 
 USER = "nixhftest"
 
@@ -45,10 +44,8 @@ def daemon(standin):
     subprocess.run(["nix", "store", "info", "--store", "local"], env=env, check=True, capture_output=True)
     d = subprocess.Popen(["nix", "daemon"], env=env, stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(root, "daemon.log"), "w"))
-    for _ in range(200):
-        if os.path.exists(socket):
-            break
-        time.sleep(0.05)
+    wait_for("the nix-daemon's socket", lambda: os.path.exists(socket) or d.poll() is not None)
+    assert d.poll() is None, open(os.path.join(root, "daemon.log")).read()
     os.chmod(socket, 0o666)
     home = os.path.join(root, "home")
     os.makedirs(home)

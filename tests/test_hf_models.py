@@ -74,6 +74,18 @@ def test_a_model_without_a_pin_says_what_to_do(nix):
     assert f"nix flake prefetch hf:{MINILM_ID}" in p.stderr
 
 
+def test_options_check_what_they_are_given(nix):
+    """A short rev, or a source that is no snapshot, is refused by the option's type, naming the option."""
+    p = nix.fails("eval", "--impure", "--json", "--expr", expression(
+        "nixos", [f'{{ services.hf-models.models.minilm = {{ repo = "{MINILM_ID}"; rev = "abc123"; narHash = "x"; }}; }}'],
+        "cfg.paths"))
+    assert "services.hf-models.models.minilm.rev" in p.stderr and "is not of type" in p.stderr, p.stderr
+    p = nix.fails("eval", "--impure", "--json", "--expr", expression(
+        "nixos", [f'{{ services.hf-models.models.minilm = {{ repo = "{MINILM_ID}"; source = {{ outPath = "/x"; }}; }}; }}'],
+        "cfg.paths"))
+    assert "services.hf-models.models.minilm.source" in p.stderr and "snapshot (an attribute set with outPath and rev)" in p.stderr, p.stderr
+
+
 def test_without_the_plugin_it_says_what_is_missing(nix, pins):
     nix.conf.pop("plugin-files")
     nix.write_conf()

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from harness import PLUGIN, Nix
+from harness import PLUGIN, Nix, supported_nix
 
-SUPPORTED = ["2.34.8", "2.35.2"]
+SUPPORTED = [version for _, version in supported_nix()]
 
 # A stand-in for a build of another version: loading it at all (its
 # constructor runs at dlopen) leaves a file behind.

@@ -20,9 +20,16 @@ let
       // extra
     );
 
+  # As nixpkgs': an attribute set, or a function of the final attributes
+  # (with finalPackage).
   mkDerivation =
-    args:
+    argsOrFun:
     let
+      args =
+        if builtins.isFunction argsOrFun then
+          lib.fix (final: argsOrFun (final // { finalPackage = result; }))
+        else
+          argsOrFun;
       name = args.name or "${args.pname}-${args.version}";
       drv = fake name (
         builtins.removeAttrs args [
@@ -31,14 +38,16 @@ let
           "name"
         ]
       );
+      result =
+        drv
+        // (args.passthru or { })
+        // {
+          meta = args.meta or { };
+          inherit (args) version;
+        }
+        // lib.optionalAttrs (args ? pname) { inherit (args) pname; };
     in
-    drv
-    // (args.passthru or { })
-    // {
-      meta = args.meta or { };
-      inherit (args) version;
-    }
-    // lib.optionalAttrs (args ? pname) { inherit (args) pname; };
+    result;
 
   mkNix =
     pname: version:
