@@ -1,7 +1,8 @@
 """The nix-hf benchmark: one run, the same stand-in data, nix-hf against the
 official client (huggingface_hub, default settings, fresh cache) and against
-the machine's limit (curl to /dev/null, nix-store --add). Prints a table of
-figures with ratios and goals. Not a test: nothing here asserts timings.
+the machine's limit (curl to /dev/null, nix-store --add), into a local store
+and through a nix-daemon as an unprivileged user. Prints a table of figures
+with ratios and goals. Not a test: nothing here asserts timings.
 
 Run it with bench/run (or bench/run --small for the quick version CI runs)."""
 
@@ -13,12 +14,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests"))
-from harness import Nix, Standin  # noqa: E402
+from harness import Daemon, Nix, Standin  # noqa: E402
 
 MB = 1_000_000
 
@@ -57,6 +59,64 @@ def cold():
             f.write("3\n")
     except OSError:
         pass
+
+
+def disk_written(path):
+    """Bytes written so far to the disk that holds `path` (/proc/diskstats)."""
+    st = os.stat(path)
+    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+    with open("/proc/diskstats") as f:
+        for line in f:
+            fields = line.split()
+            if int(fields[0]) == major and int(fields[1]) == minor:
+                return int(fields[9]) * 512
+    raise RuntimeError(f"no /proc/diskstats line for {path}")
+
+
+def measured(fn, where="/tmp"):
+    """Runs `fn` cold: (seconds, bytes written to the disk by the time
+    everything is synced, peak extra use of the file system). Writes still
+    in the page cache when `fn` returns are synced afterwards, outside the
+    time."""
+    cold()
+    before = disk_written(where)
+    free = lambda: (lambda v: v.f_bavail * v.f_frsize)(os.statvfs(where))
+    start_free, low, done = free(), [free()], threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            low[0] = min(low[0], free())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t = time.monotonic()
+    fn()
+    took = time.monotonic() - t
+    done.set()
+    sampler.join()
+    subprocess.run(["sync"])
+    return took, disk_written(where) - before, start_free - low[0]
+
+
+def daemon_fetch(hub, expr):
+    """A cold fetch of `expr` through a fresh nix-daemon, as its unprivileged
+    client: measured()."""
+    d = Daemon(hub.url)
+    try:
+        d.run("eval", "--expr", "1")  # the daemon answers
+        return measured(lambda: d.waited("eval", "--impure", "--raw", "--expr", expr))
+    finally:
+        d.stop()
+
+
+def local_fetch(root, hub, expr):
+    """The same into a fresh local store (single-user nix): measured()."""
+    n = fresh_nix(root, hub)
+    n.run("eval", "--expr", "1")  # the store exists, as the daemon's does
+    try:
+        return measured(lambda: n.run("eval", "--impure", "--raw", "--expr", expr), where=root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def hf_fetch(hub, repo, home):
@@ -131,18 +191,20 @@ def main():
     ap.add_argument("--small", action="store_true", help="tiny sizes: checks the script works (CI)")
     ap.add_argument("--work", default=None, help="scratch directory (needs ~5x the big snapshot in free space)")
     a = ap.parse_args()
-    shard, small_shard = ("32MiB", "8MiB") if a.small else ("2GiB", "512MiB")
+    shard, small_shard, daemon_shard = ("32MiB", "8MiB", "16MiB") if a.small else ("2GiB", "512MiB", "1GiB")
+    runs = 1 if a.small else 3
     work = a.work or tempfile.mkdtemp(prefix="nix-hf-bench.")
     os.makedirs(work, exist_ok=True)
     os.makedirs(os.path.join(work, "standin"), exist_ok=True)
     hub = Standin(os.path.join(work, "standin"),
-                  ["--synthetic", f"nixhf/bench=2x{shard}", "--synthetic", f"nixhf/bench1g=2x{small_shard}"])
+                  ["--synthetic", f"nixhf/bench=2x{shard}", "--synthetic", f"nixhf/bench1g=2x{small_shard}",
+                   "--synthetic", f"nixhf/bench2g=2x{daemon_shard}"])
     shards = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
     rows = []
     try:
         # Warm the stand-in's hash cache so no figure includes its hashing.
         hub.settings(cdn_rate=0)
-        for repo in ("nixhf/bench", "nixhf/bench1g"):
+        for repo in ("nixhf/bench", "nixhf/bench1g", "nixhf/bench2g"):
             cdn_urls(hub, repo, shards)
 
         # The stand-in itself: how fast it serves, uncapped and capped (it
@@ -237,6 +299,40 @@ def main():
         rows.append(("6. peak RSS of nix, figure 1", f"{rss_big:.0f} MiB", "limit 200 MiB", rss_big / 200, "<= 1.0"))
         rows.append(("   peak RSS of nix, smaller snapshot", f"{rss_small:.0f} MiB", f"{rss_big:.0f} MiB (figure 1)",
                      rss_small / rss_big, "about 1"))
+
+        # 7. through a nix-daemon as an unprivileged user, against the same
+        # fetch into a local store, uncapped, runs interleaved; medians.
+        hub.settings(cdn_rate=0)
+        fresh = '(builtins.fetchTree "hf:nixhf/bench2g").outPath'
+        n7 = fresh_nix(os.path.join(work, "n7"), hub)
+        pin = n7.eval('let r = builtins.fetchTree "hf:nixhf/bench2g"; in { inherit (r) rev narHash; }')
+        snapshot = sum(os.path.getsize(os.path.join(n7.real_path(n7.eval(f"toString {fresh}")), f)) for f in shards)
+        shutil.rmtree(os.path.join(work, "n7"), ignore_errors=True)
+        pinned = (f'(builtins.fetchTree {{ type = "hf"; repo = "nixhf/bench2g"; rev = "{pin["rev"]}"; '
+                  f'narHash = "{pin["narHash"]}"; }}).outPath')
+        runs7 = {"local": [], "fresh": [], "locked": [], "hf": []}
+        for _ in range(runs):
+            runs7["local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
+            runs7["fresh"].append(daemon_fetch(hub, fresh))
+            runs7["locked"].append(daemon_fetch(hub, pinned))
+            hf_home = os.path.join(work, "hf7")
+            runs7["hf"].append(measured(lambda: hf_fetch(hub, "nixhf/bench2g", hf_home)))
+            shutil.rmtree(hf_home, ignore_errors=True)
+        med = {k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in runs7.items()}
+        span = lambda k: f"{min(r[0] for r in runs7[k]):.2f}-{max(r[0] for r in runs7[k]):.2f}"
+        local = med["local"][0]
+        gib = snapshot / (1 << 30)
+        rows.append((f"7. through a nix-daemon, fresh lock ({gib:.0f} GiB)", f"{med['fresh'][0]:.2f} s ({span('fresh')})",
+                     f"local store {local:.2f} s ({span('local')})", med["fresh"][0] / local, "<= 1.15"))
+        rows.append(("   the same, locked input (narHash known)", f"{med['locked'][0]:.2f} s ({span('locked')})",
+                     f"local store {local:.2f} s", med["locked"][0] / local, "<= 1.15"))
+        rows.append(("   huggingface_hub (Xet off), same snapshot", f"{med['hf'][0]:.2f} s ({span('hf')})",
+                     f"local store {local:.2f} s", med["hf"][0] / local, "-"))
+        for k, name in (("local", "local store"), ("fresh", "daemon, fresh lock"), ("locked", "daemon, locked input"),
+                        ("hf", "huggingface_hub")):
+            goal = {"local": "1.0", "fresh": "2 (a resumable copy)", "locked": "<= 1.1", "hf": "-"}[k]
+            rows.append((f"   disk written / snapshot, {name}", f"{med[k][1] / snapshot:.2f}",
+                         f"peak disk / snapshot {med[k][2] / snapshot:.2f}", med[k][1] / snapshot, goal))
     finally:
         hub.stop()
         if not a.work:
@@ -247,11 +343,11 @@ def main():
           f"{platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; page cache dropped before "
           "each cold run")
     print(f"stand-in (curl, one connection, loopback): {', '.join(stand_in)}")
-    print(f"{'figure':44} | {'nix-hf':28} | {'peer / limit':48} | {'ratio':6} | goal")
-    print(f"{'-' * 44}-|-{'-' * 28}-|-{'-' * 48}-|-{'-' * 6}-|-----")
+    print(f"{'figure':48} | {'nix-hf':28} | {'peer / limit':48} | {'ratio':6} | goal")
+    print(f"{'-' * 48}-|-{'-' * 28}-|-{'-' * 48}-|-{'-' * 6}-|-----")
     for name, mine, peer, ratio, goal in rows:
         r = f"{ratio:.2f}" if ratio is not None else "-"
-        print(f"{name:44} | {mine:28} | {peer:48} | {r:6} | {goal}")
+        print(f"{name:48} | {mine:28} | {peer:48} | {r:6} | {goal}")
 
 
 if __name__ == "__main__":

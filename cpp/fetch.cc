@@ -215,6 +215,32 @@ FetchRequest makeRequest(const fetchers::Settings & settings, const Input & inpu
     return req;
 }
 
+// The snapshot's NAR as Nix reads it to stream it into a store: the core's
+// stream, which ends only once every file is verified. Throws the core's
+// failure (or what a callback threw) when it fails.
+struct NarStream : Source
+{
+    Fetch & fetch;
+    const FetchContext & ctx;
+
+    NarStream(Fetch & fetch, const FetchContext & ctx)
+        : fetch(fetch)
+        , ctx(ctx)
+    { }
+
+    size_t read(char * data, size_t len) override
+    {
+        Failure failure{false, ErrorKind::Bug, {}};
+        auto n = fetch.read_nar(rust::Slice<uint8_t>(reinterpret_cast<uint8_t *>(data), len), ctx, failure);
+        ctx.rethrow();
+        if (failure.failed)
+            throwFailure(failure);
+        if (n == 0)
+            throw EndOfFile("the NAR of the snapshot has ended");
+        return n;
+    }
+};
+
 } // namespace
 
 std::string fingerprintOf(const Input & input)
@@ -252,17 +278,21 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
         }
     }
 
+    // Into a local store on this file system the verified tree is moved;
+    // into any other (a nix-daemon's) its NAR is streamed while it arrives.
+    // A stream keeps a resumable copy here too unless the input is locked
+    // (narHash known): see README, How bytes move.
+    req.stream = !canMoveInto(store, std::string(req.partial_root));
+    req.keep = !req.stream || !input.getNarHash();
+
     // Held until the snapshot is in the store: the partial directory's lock.
     auto fetch = callRust([&](Failure & f) { return new_fetch(req, f); });
+    NixFetchContext ctx(input.to_string());
+    // Ctrl-C wakes the core at once, whatever it is waiting for.
+    auto onInterrupt = createInterruptCallback([&]() { fetch->interrupt(); });
     Failure failure{false, ErrorKind::Bug, {}};
-    FetchOutcome out;
-    {
-        NixFetchContext ctx(input.to_string());
-        // Ctrl-C wakes the core at once, whatever it is waiting for.
-        auto onInterrupt = createInterruptCallback([&]() { fetch->interrupt(); });
-        out = fetch->run(ctx, failure);
-        ctx.rethrow();
-    }
+    auto out = fetch->run(ctx, failure);
+    ctx.rethrow();
     if (failure.failed) {
         if (stale && failure.kind == ErrorKind::Unreachable)
             if (auto path = storedTree(*cache, store, *stale)) {
@@ -276,10 +306,22 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     result.attrs = fromRust(out.locked, input.attrs);
     auto rev = getStrAttr(result.attrs, "rev");
     auto lastModified = getIntAttr(result.attrs, "lastModified");
-    auto narHash = Hash::parseNonSRIUnprefixed(std::string(out.nar_sha256), HashAlgorithm::SHA256);
-    auto storePath = addTree(store, input.getName(), std::string(out.tree), narHash, out.nar_size);
+
+    std::optional<StorePath> storePath;
+    std::optional<Hash> narHash;
+    if (req.stream) {
+        NarStream nar(*fetch, ctx);
+        storePath = addStream(store, input.getName(), nar);
+        narHash = store.queryPathInfo(*storePath)->narHash;
+    } else {
+        auto tree = callRust([&](Failure & f) { return fetch->wait_tree(ctx, f); });
+        ctx.rethrow();
+        narHash = Hash::parseNonSRIUnprefixed(std::string(tree.nar_sha256), HashAlgorithm::SHA256);
+        storePath = addTree(store, input.getName(), std::string(tree.tree), *narHash, tree.nar_size);
+    }
+    onInterrupt.reset();
     try {
-        callRust([&](Failure & f) { fetch->stored(realPathOf(store, storePath), f); });
+        callRust([&](Failure & f) { fetch->stored(realPathOf(store, *storePath), f); });
     } catch (Error & e) {
         // Only a later fetch's reuse of unchanged files depends on it.
         warn("%s", e.msg());
@@ -293,10 +335,10 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     cache->upsert(revKey(input, rev), Attrs{{"lastModified", lastModified}});
     // Nix's fetchToStore would hash the tree again (and copy it, in 2.34);
     // tell it the hash, and so where the tree already is.
-    cache->upsert(treeHashKey(fingerprintOf(result)), {{"hash", narHash.to_string(HashFormat::SRI, true)}});
+    cache->upsert(treeHashKey(fingerprintOf(result)), {{"hash", narHash->to_string(HashFormat::SRI, true)}});
 
     printMsg(lvlTalkative, "fetched %d files (%d bytes) of '%s' at %s", out.files, out.bytes, input.to_string(), rev);
-    return fromStore(store, storePath, result, input);
+    return fromStore(store, *storePath, result, input);
 }
 
 std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Settings & settings, ref<Store> store, const Input & input)

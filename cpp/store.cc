@@ -1,9 +1,12 @@
-// Putting a verified snapshot into the store with one write: the files were
-// written once, by the download, into a partial directory under Nix's cache
-// dir; here they are moved into place and registered with the NAR hash the
-// core computed while they arrived. This is what LocalStore does itself for
-// a dump it restored, minus the second copy. Where a move is not possible
-// (a daemon or remote store, another file system), Nix copies as usual.
+// Putting a verified snapshot into the store with one write. Into a local
+// store on the same file system, the files written once by the download into
+// a partial directory under Nix's cache dir are moved into place and
+// registered with the NAR hash the core computed while they arrived: what
+// LocalStore does itself for a dump it restored, minus the second copy. Into
+// any other store (a nix-daemon's, one on another file system) the core's
+// NAR is streamed as it arrives, and the store writes it.
+
+#include <sys/stat.h>
 
 #include "store.hh"
 
@@ -46,6 +49,22 @@ std::optional<StorePath> moveIntoLocalStore(
 }
 
 } // namespace
+
+bool canMoveInto(Store & store, const std::filesystem::path & dir)
+{
+    auto local = dynamic_cast<LocalStore *>(&store);
+    if (!local)
+        return false;
+    struct stat here, there;
+    auto storeDir = std::filesystem::path(local->toRealPath(StorePath::dummy)).parent_path();
+    return stat(dir.c_str(), &here) == 0 && stat(storeDir.c_str(), &there) == 0 && here.st_dev == there.st_dev;
+}
+
+StorePath addStream(Store & store, const std::string & name, Source & nar)
+{
+    return store.addToStoreFromDump(
+        nar, name, FileSerialisationMethod::NixArchive, ContentAddressMethod::Raw::NixArchive, HashAlgorithm::SHA256);
+}
 
 StorePath addTree(
     Store & store, const std::string & name, const std::filesystem::path & tree, const Hash & narHash, uint64_t narSize)

@@ -5,13 +5,14 @@
 //! since anyone may have written them.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::base::{content_key, Digest, FileEntry};
 use crate::cache;
+use crate::download::Reuse;
 use crate::spec::Spec;
 use crate::verify::{self, HashingReader};
 
@@ -75,20 +76,40 @@ impl Donors {
         Donors { store, hf_blobs }
     }
 
-    /// Puts the content `digest`/`size` at `part` from a local source, if one
-    /// has it. Store files are linked (or copied); the official client's
-    /// blobs are copied and checked on the way.
-    pub fn provide(&self, digest: &Digest, size: u64, part: &Path) -> bool {
-        if let Some(src) = self.store.get(&content_key(digest, size)) {
-            if fs::metadata(src).map(|m| m.len() == size).unwrap_or(false) {
-                let _ = fs::remove_file(part);
-                if fs::hard_link(src, part).is_ok() || fs::copy(src, part).is_ok() {
-                    return true;
-                }
+    /// A file of an earlier snapshot in the store with this content.
+    fn in_store(&self, digest: &Digest, size: u64) -> Option<&PathBuf> {
+        self.store.get(&content_key(digest, size)).filter(|src| fs::metadata(src).is_ok_and(|m| m.len() == size))
+    }
+
+    /// The official client's blob of this content, unchecked.
+    fn hf_blob(&self, digest: &Digest, size: u64) -> Option<PathBuf> {
+        let blob = self.hf_blobs.as_ref()?.join(digest.hex());
+        fs::metadata(&blob).is_ok_and(|m| m.len() == size).then_some(blob)
+    }
+}
+
+impl Reuse for Donors {
+    /// Store files are linked (or copied); the official client's blobs are
+    /// copied and checked on the way.
+    fn place(&self, digest: &Digest, size: u64, part: &Path) -> bool {
+        if let Some(src) = self.in_store(digest, size) {
+            let _ = fs::remove_file(part);
+            if fs::hard_link(src, part).is_ok() || fs::copy(src, part).is_ok() {
+                return true;
             }
         }
-        let Some(blob) = self.hf_blobs.as_ref().map(|b| b.join(digest.hex())) else { return false };
-        fs::metadata(&blob).is_ok_and(|m| m.len() == size) && copy_verified(&blob, part, digest, size).is_ok()
+        self.hf_blob(digest, size).is_some_and(|blob| copy_verified(&blob, part, digest, size).is_ok())
+    }
+
+    /// Store files as they are; the official client's blobs once checked
+    /// (anyone may have written them).
+    fn open(&self, digest: &Digest, size: u64) -> Option<File> {
+        if let Some(f) = self.in_store(digest, size).and_then(|src| File::open(src).ok()) {
+            return Some(f);
+        }
+        let blob = self.hf_blob(digest, size)?;
+        let checked = HashingReader::new(File::open(&blob).ok()?, digest, size).check(&blob.display().to_string(), "");
+        matches!(checked, Ok(Ok(()))).then(|| File::open(&blob).ok()).flatten()
     }
 }
 

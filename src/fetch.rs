@@ -3,6 +3,9 @@
 //! keyed by what the snapshot is, from which the caller moves the tree into
 //! the store. An interrupted fetch leaves that directory for the next run.
 //!
+//! Or, for a store the tree cannot be moved into (a nix-daemon's), the
+//! caller reads the snapshot's NAR as it arrives and streams it there.
+//!
 //! All of it runs on the fetch's own threads; the caller's thread only waits
 //! and reports (`Work::pump`), so that Ctrl-C ends a fetch at once in every
 //! phase, even while an answer from the Hub is awaited.
@@ -14,7 +17,7 @@ use std::sync::Arc;
 
 use crate::base::{CommitId, FileEntry, Observer, Revision};
 use crate::donors::{self, Donors, Manifest};
-use crate::download::{self, HubSource, Job, Transferred};
+use crate::download::{self, HubSource, Job, Output, Transfer};
 use crate::error::{fail, Error, Kind, Result};
 use crate::hub::Hub;
 use crate::retry::RealClock;
@@ -29,20 +32,28 @@ pub struct Request {
     /// the date of the given rev. Avoids asking the Hub again.
     pub known: Option<Revision>,
     pub connections: usize,
+    /// What the caller takes: the tree, or the NAR as a stream.
+    pub output: Output,
+    /// For a stream: whether what arrives is also kept here, so that an
+    /// interrupted fetch resumes (at the cost of a second write).
+    pub keep: bool,
 }
 
-pub struct Outcome {
+/// A fetch under way: the commit and files it found.
+pub struct Started {
     pub revision: Revision,
     pub files: usize,
     pub bytes: u64,
-    /// The partial directory; `transferred.tree` below it is the snapshot.
+    /// The snapshot's NAR size, and the bytes taken from this machine.
+    pub nar_size: u64,
+    pub reused_bytes: u64,
+    /// The partial directory; `tree/` below it is a fetched tree.
     pub dir: PathBuf,
-    pub transferred: Transferred,
     /// The snapshot's files by content, for `donors::remember`.
     pub manifest: Manifest,
-    /// Held until the caller has moved the tree: another process fetching
-    /// the same snapshot waits for it instead of racing on the same files.
-    /// Never read: dropping it releases the lock.
+    /// Held until the caller has the snapshot in the store: another
+    /// process fetching the same snapshot waits for it instead of racing on
+    /// the same files. Never read: dropping it releases the lock.
     #[allow(dead_code)]
     pub lock: File,
 }
@@ -58,19 +69,29 @@ struct Planned {
     prepared: download::Prepared,
 }
 
-/// Fetches the snapshot `req` asks for, as threads of `work`, reporting to
-/// `obs` on the caller's thread.
-pub fn fetch(hub: Arc<Hub>, req: Request, work: &Work, obs: &dyn Observer) -> Result<Outcome> {
+/// Starts fetching the snapshot `req` asks for, as threads of `work`,
+/// reporting to `obs` on the caller's thread: resolves, lists, plans, and
+/// returns once the transfer is under way.
+pub fn start(hub: Arc<Hub>, req: Request, work: &Work, obs: &dyn Observer) -> Result<(Started, Transfer)> {
     let planning = {
         let work = work.clone();
-        work.clone().task(move || plan(&hub, &req, &work))
+        work.clone().task("hf-plan", move || plan(&hub, &req, &work))
     };
     work.pump(obs, &|| !planning.pending(), &|| false, &|_| {})?;
     let Planned { revision, wanted, dir, lock, job, prepared } = planning.take().expect("the plan is there");
-    let transferred = download::start(job, prepared, work).wait(obs)?;
-    let manifest = donors::manifest(&wanted);
-    let bytes = wanted.iter().map(|f| f.size).sum();
-    Ok(Outcome { revision, files: wanted.len(), bytes, dir, transferred, manifest, lock })
+    let (nar_size, reused_bytes) = (prepared.nar_size(), prepared.reused_bytes());
+    let transfer = download::start(job, prepared, work);
+    let started = Started {
+        revision,
+        files: wanted.len(),
+        bytes: wanted.iter().map(|f| f.size).sum(),
+        nar_size,
+        reused_bytes,
+        dir,
+        manifest: donors::manifest(&wanted),
+        lock,
+    };
+    Ok((started, transfer))
 }
 
 fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
@@ -106,7 +127,9 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
         dir: dir.clone(),
         connections: req.connections.max(1),
         piece: download::PIECE,
-        reuse: Box::new(move |digest, size, part| donors.provide(digest, size, part)),
+        reuse: Box::new(donors),
+        output: req.output,
+        keep: req.keep,
         budget: hub.budget(),
         clock: Arc::new(RealClock::new()),
         shown: spec.display(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::base::{Observer, Revision};
 use crate::cache;
+use crate::download::{NarStream, Output, Transfer};
 use crate::error::{Error, Kind, Result};
 use crate::fetch;
 use crate::hub::{self, Hub};
@@ -104,21 +105,35 @@ mod bridge {
         retry_time: u32,
         /// Nix's ssl-cert-file: the CA certificates to trust (empty: the system's).
         ca_file: String,
+        /// The glue streams the NAR into its store (`read_nar`) rather than
+        /// moving a tree there (`wait_tree`).
+        stream: bool,
+        /// For a stream: keep what arrives on disk here too, so that an
+        /// interrupted fetch resumes.
+        keep: bool,
     }
 
+    /// A fetch under way, once its commit and files are known.
     #[derive(Default)]
-    struct FetchOutcome {
+    struct FetchStarted {
         /// The locked input's attributes (commit, date; no ref).
         locked: Vec<Attr>,
         files: u64,
         bytes: u64,
+        /// The size of the snapshot's NAR.
+        nar_size: u64,
+        /// Bytes taken from this machine rather than the network.
+        reused_bytes: u64,
+    }
+
+    /// A fetched tree.
+    #[derive(Default)]
+    struct FetchedTree {
         /// The verified snapshot, to move into the store.
         tree: String,
         /// Its NAR serialisation: SHA-256 (hex) and size.
         nar_sha256: String,
         nar_size: u64,
-        /// Bytes taken from this machine rather than the network.
-        reused_bytes: u64,
     }
 
     /// A snapshot to put into a Hugging Face cache (builtins.hfHubCache).
@@ -184,11 +199,16 @@ mod bridge {
         fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch>;
         /// Stops the fetch at once. For Nix's interrupt callback: any thread.
         fn interrupt(self: &Fetch);
-        /// Resolves, lists, downloads and verifies the snapshot into a
-        /// partial directory under `partial_root`, returning the tree and
-        /// its NAR hash. Once only.
-        fn run(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome;
-        /// The tree is in the store at `store_path` (a real path): the
+        /// Resolves, lists and starts downloading and verifying the
+        /// snapshot (into a partial directory under `partial_root`). Once
+        /// only; then `wait_tree` or, for a stream, `read_nar`.
+        fn run(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchStarted;
+        /// Waits for the verified tree and its NAR hash.
+        fn wait_tree(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchedTree;
+        /// The next bytes of the snapshot's NAR, waiting for them; 0 at its
+        /// end, which comes only once every file is verified.
+        fn read_nar(self: &mut Fetch, buf: &mut [u8], ctx: &FetchContext, failure: &mut Failure) -> usize;
+        /// The snapshot is in the store at `store_path` (a real path): the
         /// partial directory goes, and later snapshots of the repo may take
         /// unchanged files from this one.
         fn stored(self: &mut Fetch, store_path: &str, failure: &mut Failure);
@@ -198,8 +218,8 @@ mod bridge {
 }
 
 pub use bridge::{
-    Attr, AttrInfo, AttrKind, CacheEntry, CacheSnapshot, ErrorKind, Failure, FetchContext, FetchOutcome, FetchRequest,
-    Param, UrlParts,
+    Attr, AttrInfo, AttrKind, CacheEntry, CacheSnapshot, ErrorKind, Failure, FetchContext, FetchRequest, FetchStarted,
+    FetchedTree, Param, UrlParts,
 };
 
 impl From<Kind> for ErrorKind {
@@ -373,15 +393,20 @@ impl Observer for FetchContext {
 }
 
 /// A fetch from its request to the store: set up by `new_fetch`, run once,
-/// and kept (with its partial directory's lock) until the snapshot is
-/// stored.
+/// waited for (a tree) or read (a stream), and kept, with its partial
+/// directory's lock, until the snapshot is stored. Dropping it stops the
+/// fetch's threads.
 #[derive(Default)]
 pub struct Fetch {
     work: Work,
     /// What `run` needs; None once it ran, or when the request was refused.
     ready: Option<(Arc<Hub>, fetch::Request)>,
-    /// What `run` fetched, until `stored`.
-    fetched: Option<(Spec, fetch::Outcome)>,
+    spec: Option<Spec>,
+    /// What `run` started, until `stored`.
+    started: Option<fetch::Started>,
+    /// The transfer `run` started, until waited for or read as a stream.
+    transfer: Option<Transfer>,
+    stream: Option<NarStream>,
     partial_root: PathBuf,
 }
 
@@ -406,10 +431,28 @@ fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch> {
             }
         };
         let partial_root = PathBuf::from(&req.partial_root);
-        let request =
-            fetch::Request { partial_root: partial_root.clone(), known, connections: req.connections as usize, spec };
-        Ok(Fetch { work: Work::new(), ready: Some((hub, request)), fetched: None, partial_root })
+        let request = fetch::Request {
+            partial_root: partial_root.clone(),
+            known,
+            connections: req.connections as usize,
+            output: if req.stream { Output::Stream } else { Output::Tree },
+            keep: req.keep,
+            spec: spec.clone(),
+        };
+        Ok(Fetch {
+            work: Work::new(),
+            ready: Some((hub, request)),
+            spec: Some(spec),
+            started: None,
+            transfer: None,
+            stream: None,
+            partial_root,
+        })
     }))
+}
+
+fn bug(what: &str) -> Error {
+    Error::new(Kind::Bug, format!("internal error in nix-hf (please report it): {what}"))
 }
 
 impl Fetch {
@@ -417,37 +460,63 @@ impl Fetch {
         self.work.fail(Error::interrupted());
     }
 
-    fn run(&mut self, ctx: &FetchContext, failure: &mut Failure) -> FetchOutcome {
+    fn run(&mut self, ctx: &FetchContext, failure: &mut Failure) -> FetchStarted {
         guard(failure, || {
-            let Some((hub, request)) = self.ready.take() else {
-                return Err(Error::new(Kind::Bug, "internal error in nix-hf (please report it): a fetch ran twice"));
-            };
+            let Some((hub, request)) = self.ready.take() else { return Err(bug("a fetch ran twice")) };
             let spec = request.spec.clone();
-            let out = fetch::fetch(hub, request, &self.work, ctx)?;
-            let outcome = FetchOutcome {
-                locked: from_spec(&spec.locked(&out.revision)),
-                files: out.files as u64,
-                bytes: out.bytes,
-                tree: out.transferred.tree.display().to_string(),
-                nar_sha256: crate::verify::hex(&out.transferred.nar_sha256),
-                nar_size: out.transferred.nar_size,
-                reused_bytes: out.transferred.reused_bytes,
+            let (info, transfer) = fetch::start(hub, request, &self.work, ctx)?;
+            let started = FetchStarted {
+                locked: from_spec(&spec.locked(&info.revision)),
+                files: info.files as u64,
+                bytes: info.bytes,
+                nar_size: info.nar_size,
+                reused_bytes: info.reused_bytes,
             };
-            self.fetched = Some((spec, out));
-            Ok(outcome)
+            (self.started, self.transfer) = (Some(info), Some(transfer));
+            Ok(started)
+        })
+    }
+
+    fn wait_tree(&mut self, ctx: &FetchContext, failure: &mut Failure) -> FetchedTree {
+        guard(failure, || {
+            let Some(transfer) = self.transfer.take() else { return Err(bug("no transfer to wait for")) };
+            let t = transfer.wait(ctx)?;
+            Ok(FetchedTree {
+                tree: t.tree.display().to_string(),
+                nar_sha256: crate::verify::hex(&t.nar_sha256),
+                nar_size: t.nar_size,
+            })
+        })
+    }
+
+    fn read_nar(&mut self, buf: &mut [u8], ctx: &FetchContext, failure: &mut Failure) -> usize {
+        guard(failure, || {
+            if let Some(transfer) = self.transfer.take() {
+                self.stream = Some(transfer.stream());
+            }
+            let Some(stream) = &mut self.stream else { return Err(bug("no stream to read")) };
+            stream.read(buf, ctx)
         })
     }
 
     fn stored(&mut self, store_path: &str, failure: &mut Failure) {
         guard(failure, || {
-            let Some((spec, out)) = self.fetched.take() else {
-                return Err(Error::new(Kind::Bug, "internal error in nix-hf (please report it): nothing was fetched"));
+            let (Some(started), Some(spec)) = (self.started.take(), &self.spec) else {
+                return Err(bug("nothing was fetched"));
             };
-            let _ = std::fs::remove_dir_all(&out.dir);
+            let _ = std::fs::remove_dir_all(&started.dir);
             let root = fetch::index_root(&self.partial_root);
-            crate::donors::remember(&root, &spec, store_path, out.manifest)
+            crate::donors::remember(&root, spec, store_path, started.manifest)
                 .map_err(|e| Error::new(Kind::LocalIo, format!("cannot update the snapshot index: {e}")))
         })
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        // The glue is done with it, or gave up on it (an exception, say):
+        // its threads stop either way.
+        self.work.stop();
     }
 }
 

@@ -138,6 +138,17 @@ pub fn layout(files: &[(&str, u64)]) -> Vec<Segment> {
     l.segments
 }
 
+/// How many bytes the NAR of `layout` has.
+pub fn size(layout: &[Segment]) -> u64 {
+    layout
+        .iter()
+        .map(|s| match s {
+            Segment::Framing(b) => b.len() as u64,
+            Segment::Contents { size, .. } => *size,
+        })
+        .sum()
+}
+
 /// Hashes what is written into it, counting bytes.
 struct NarHasher {
     hash: Sha256,
@@ -196,11 +207,7 @@ mod tests {
         let files: &[(&str, &[u8])] = &[("hello", b"hello\n"), ("d/empty", b"")];
         let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.0, f.1.len() as u64)).collect();
         let segments = layout(&sizes);
-        let len = |s: &Segment| match s {
-            Segment::Framing(b) => b.len() as u64,
-            Segment::Contents { size, .. } => *size,
-        };
-        assert_eq!(segments.iter().map(len).sum::<u64>(), 640, "nix-store --dump gives 640 bytes");
+        assert_eq!(size(&segments), 640, "nix-store --dump gives 640 bytes");
         let (h, size) = hash(&segments, |p| {
             let data = files.iter().find(|f| f.0 == p).unwrap().1.to_vec();
             Ok(Box::new(std::io::Cursor::new(data)))

@@ -130,23 +130,31 @@ impl Work {
         }
     }
 
-    /// Runs `f` on a thread of its own. Its error, or its panic (named by
-    /// what `working_on` last said), ends the fetch.
-    pub fn spawn(&self, f: impl FnOnce() -> Result<()> + Send + 'static) {
+    /// Runs `f` on a thread of its own, called `name` (as `top` and
+    /// debuggers show it). Its error, or its panic (named by what
+    /// `working_on` last said), ends the fetch.
+    pub fn spawn(&self, name: &str, f: impl FnOnce() -> Result<()> + Send + 'static) {
         let work = self.clone();
-        std::thread::spawn(move || {
+        let run = move || {
             if let Err(e) = guarded(f) {
                 work.fail(e);
             }
-        });
+        };
+        if let Err(e) = std::thread::Builder::new().name(name.to_string()).spawn(run) {
+            self.fail(Error::new(crate::error::Kind::LocalIo, format!("cannot start a thread ({name}): {e}")));
+        }
     }
 
     /// Runs `f` on a thread of its own and keeps its result, which `Task`
     /// hands over once it is there.
-    pub fn task<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T> + Send + 'static) -> Task<T> {
+    pub fn task<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Task<T> {
         let slot = Arc::new(Mutex::new(None));
         let (out, work) = (slot.clone(), self.clone());
-        self.spawn(move || {
+        self.spawn(name, move || {
             let v = f()?;
             *lock(&out) = Some(v);
             work.notify();
@@ -185,7 +193,7 @@ mod tests {
     #[test]
     fn a_panicking_thread_ends_the_fetch_naming_its_file() {
         let work = Work::new();
-        let task: Task<()> = work.task(|| {
+        let task: Task<()> = work.task("test", || {
             working_on("weights/a.bin");
             let v: Vec<u8> = Vec::new();
             let _ = v[3];

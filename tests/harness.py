@@ -6,10 +6,12 @@ isolated store, configuration and caches, and helpers that wait on events
 
 import json
 import os
+import pwd
 import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -142,6 +144,102 @@ class Nix:
     def real_path(self, store_path):
         """Where a store path of the test store lives on disk."""
         return self.store + store_path
+
+
+class Daemon:
+    """A nix-daemon as root on its own store at /nix, and a client (the
+    plugin loaded, store = daemon) as an unprivileged user, as on NixOS.
+    Needs root and a private mount namespace (dev/nix-env gives both)."""
+
+    USER = "nixhftest"
+
+    def __init__(self, endpoint):
+        if subprocess.run(["id", self.USER], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "--create-home", self.USER], check=True)
+        # Outside pytest's private tmp: the user must reach its own files.
+        root = tempfile.mkdtemp(prefix="nixhf-daemon.", dir="/tmp")
+        os.chmod(root, 0o755)
+        self.root = root
+        self.pw = pwd.getpwnam(self.USER)
+        self.store = os.path.join(root, "store")
+        self.home = os.path.join(root, "home")
+        self.log = os.path.join(root, "daemon.log")
+        conf = os.path.join(root, "etc")
+        os.makedirs(conf)
+        with open(os.path.join(conf, "nix.conf"), "w") as f:
+            f.write("build-users-group =\nexperimental-features = nix-command flakes\nsubstituters =\n"
+                    "flake-registry =\nsandbox = false\n")
+        socket = os.path.join(root, "socket")
+        env = {"PATH": os.environ["PATH"], "NIX_CONF_DIR": conf, "NIX_DAEMON_SOCKET_PATH": socket, "HOME": "/root"}
+        # The daemon's store at /nix, as on a real machine (clients read store
+        # paths from the file system), while it runs: callers run in
+        # dev/nix-env's private mount namespace, so the mount goes with it.
+        os.makedirs(os.path.join(self.store, "nix"))
+        os.makedirs("/nix", exist_ok=True)
+        subprocess.run(["mount", "--bind", os.path.join(self.store, "nix"), "/nix"], check=True)
+        # A store that exists, as on an installed machine (Nix 2.35's daemon no
+        # longer creates /nix/store for its first client).
+        subprocess.run(["nix", "store", "info", "--store", "local"], env=env, check=True, capture_output=True)
+        self.proc = subprocess.Popen(["nix", "daemon"], env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        wait_for("the nix-daemon's socket", lambda: os.path.exists(socket) or self.proc.poll() is not None)
+        assert self.proc.poll() is None, open(self.log).read()
+        os.chmod(socket, 0o666)
+        os.makedirs(self.home)
+        os.chown(self.home, self.pw.pw_uid, self.pw.pw_gid)
+        client_conf = os.path.join(root, "client-etc")
+        os.makedirs(client_conf)
+        with open(os.path.join(client_conf, "nix.conf"), "w") as f:
+            f.write(f"plugin-files = {PLUGIN}\nexperimental-features = nix-command flakes\nstore = daemon\n"
+                    "flake-registry =\n")
+        self.env = {"PATH": os.environ["PATH"], "HOME": self.home, "XDG_CACHE_HOME": os.path.join(self.home, ".cache"),
+                    "NIX_CONF_DIR": client_conf, "NIX_DAEMON_SOCKET_PATH": socket, "HF_ENDPOINT": endpoint}
+
+    def start(self, *args, env=None, cwd=None):
+        return subprocess.Popen(["nix", *args], env=dict(self.env, **(env or {})), cwd=cwd, user=self.pw.pw_uid,
+                                group=self.pw.pw_gid, extra_groups=[], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def run(self, *args, env=None, cwd=None, check=True):
+        """`nix ARGS` as the user: (stdout, stderr, exit status)."""
+        p = self.start(*args, env=env, cwd=cwd)
+        out, err = p.communicate(timeout=300)
+        if check and p.returncode:
+            raise AssertionError(f"nix {' '.join(args)} as {self.USER} failed:\n{err}")
+        return out, err, p.returncode
+
+    def waited(self, *args, env=None):
+        """`nix ARGS` as the user: its stdout, and its resource usage (the
+        bytes it wrote, its peak memory) as the kernel accounts them."""
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.Popen(["nix", *args], env=dict(self.env, **(env or {})), user=self.pw.pw_uid,
+                                 group=self.pw.pw_gid, extra_groups=[], stdout=out, stderr=err, text=True)
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            if p.returncode:
+                raise AssertionError(f"nix {' '.join(args)} as {self.USER} failed:\n{err.read()[-3000:]}")
+            return out.read(), usage
+
+    def eval(self, expr, **kw):
+        return json.loads(self.run("eval", "--impure", "--json", "--expr", expr, **kw)[0])
+
+    def partial(self):
+        return os.path.join(self.home, ".cache", "nix", "nix-hf", "partial")
+
+    def partial_files(self):
+        """What the client keeps of partial fetches (the lock files aside)."""
+        return [n for _, _, ns in os.walk(self.partial()) for n in ns if not n.endswith(".lock")]
+
+    def valid_sources(self):
+        out, _, _ = self.run("path-info", "--all")
+        return [p for p in out.split() if p.endswith("-source")]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        subprocess.run(["umount", "/nix"])
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def tree_of(path):

@@ -1,93 +1,123 @@
 """Through a nix-daemon: the daemon runs as root on its own store, the client
 (with the plugin) as an unprivileged user with --store daemon, as on NixOS.
-Fetching happens in the client; the snapshot reaches the store through the
-daemon."""
+Fetching happens in the client, which streams the snapshot's NAR into the
+daemon as it arrives: the daemon writes it, once. A fresh lock also keeps a
+resumable copy in the user's cache; a locked input (narHash known) keeps
+nothing there."""
 
 import json
 import os
-import pwd
-import shutil
+import signal
 import subprocess
-import tempfile
 
 import pytest
 
-from harness import PLUGIN, wait_for
+from harness import PIECES_REPO, SHARD, Daemon, Nix, cdn_bytes, wait_for
+from standin.fixtures import ALICE_TOKEN
 
-USER = "nixhftest"
+PIECES_URL = "hf:" + PIECES_REPO.split("=")[0]
+SNAPSHOT = 2 * SHARD
 
 
 @pytest.fixture
-def daemon(standin):
-    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--create-home", USER], check=True)
-    pw = pwd.getpwnam(USER)
-    # Outside pytest's private tmp: the user must reach its own files.
-    root = tempfile.mkdtemp(prefix="nixhf-daemon.", dir="/tmp")
-    os.chmod(root, 0o755)
-    conf = os.path.join(root, "etc")
-    os.makedirs(conf)
-    with open(os.path.join(conf, "nix.conf"), "w") as f:
-        f.write("build-users-group =\nexperimental-features = nix-command flakes\nsubstituters =\n"
-                "flake-registry =\nsandbox = false\n")
-    socket = os.path.join(root, "socket")
-    env = {"PATH": os.environ["PATH"], "NIX_CONF_DIR": conf, "NIX_DAEMON_SOCKET_PATH": socket, "HOME": "/root"}
-    # The daemon's store at /nix, as on a real machine (clients read store
-    # paths from the file system), for this test only: tests run in
-    # dev/nix-env's private mount namespace, so the mount goes with it.
-    store = os.path.join(root, "store")
-    os.makedirs(os.path.join(store, "nix"))
-    os.makedirs("/nix", exist_ok=True)
-    subprocess.run(["mount", "--bind", os.path.join(store, "nix"), "/nix"], check=True)
-    # A store that exists, as on an installed machine (Nix 2.35's daemon no
-    # longer creates /nix/store for its first client).
-    subprocess.run(["nix", "store", "info", "--store", "local"], env=env, check=True, capture_output=True)
-    d = subprocess.Popen(["nix", "daemon"], env=env, stdout=subprocess.DEVNULL,
-                         stderr=open(os.path.join(root, "daemon.log"), "w"))
-    wait_for("the nix-daemon's socket", lambda: os.path.exists(socket) or d.poll() is not None)
-    assert d.poll() is None, open(os.path.join(root, "daemon.log")).read()
-    os.chmod(socket, 0o666)
-    home = os.path.join(root, "home")
-    os.makedirs(home)
-    os.chown(home, pw.pw_uid, pw.pw_gid)
-    client_conf = os.path.join(root, "client-etc")
-    os.makedirs(client_conf)
-    with open(os.path.join(client_conf, "nix.conf"), "w") as f:
-        f.write(f"plugin-files = {PLUGIN}\nexperimental-features = nix-command flakes\nstore = daemon\n"
-                "flake-registry =\n")
-    client_env = {"PATH": os.environ["PATH"], "HOME": home, "XDG_CACHE_HOME": os.path.join(home, ".cache"),
-                  "NIX_CONF_DIR": client_conf, "NIX_DAEMON_SOCKET_PATH": socket, "HF_ENDPOINT": standin.url}
+def daemon(hub):
+    d = Daemon(hub.url)
+    yield d
+    d.stop()
 
-    def run(*args, cwd=None, check=True):
-        p = subprocess.run(["nix", *args], env=client_env, cwd=cwd, capture_output=True, text=True,
-                           user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], timeout=300)
-        if check and p.returncode:
-            raise AssertionError(f"nix {' '.join(args)} as {USER} failed:\n{p.stderr}")
-        return p
 
-    yield run, store, home, pw
-    d.terminate()
-    d.wait(10)
-    subprocess.run(["umount", "/nix"])
-    shutil.rmtree(root, ignore_errors=True)
+def measured(d, expr):
+    """Evaluates `expr` as the client, and how many bytes the client itself
+    wrote to disk (directly or through the page cache), as the kernel
+    accounts them."""
+    out, usage = d.waited("eval", "--impure", "--json", "--expr", expr)
+    return json.loads(out), usage.ru_oublock * 512
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory, standin):
+    """rev and narHash of the pieces snapshot, from a local-store fetch."""
+    n = Nix(str(tmp_path_factory.mktemp("pinned")), standin.url)
+    return n.eval(f'let r = builtins.fetchTree "{PIECES_URL}"; in {{ inherit (r) rev narHash; }}')
+
+
+def locked(pin):
+    repo = PIECES_URL.removeprefix("hf:")
+    return f'(builtins.fetchTree {{ type = "hf"; repo = "{repo}"; rev = "{pin["rev"]}"; narHash = "{pin["narHash"]}"; }})'
 
 
 def test_fetch_and_lock_through_the_daemon(daemon, expected):
-    run, store, home, pw = daemon
-    attrs = json.loads(run("eval", "--impure", "--json", "--expr",
-                           'let r = builtins.fetchTree "hf:nixhf/tiny"; in { inherit (r) rev narHash; p = r.outPath; }'
-                           ).stdout)
+    attrs = daemon.eval('let r = builtins.fetchTree "hf:nixhf/tiny"; in { inherit (r) rev narHash; p = r.outPath; }')
     assert attrs["rev"] == expected[("model", "nixhf/tiny")].resolve("main").sha
     # The path is valid in the daemon's store and owned by it, not the user.
     info = os.stat(attrs["p"])
     assert info.st_uid == 0
-    assert run("path-info", attrs["p"]).stdout.strip() == attrs["p"]
-    flake = os.path.join(home, "flake")
+    assert daemon.run("path-info", attrs["p"])[0].strip() == attrs["p"]
+    flake = os.path.join(daemon.home, "flake")
     os.makedirs(flake)
     with open(os.path.join(flake, "flake.nix"), "w") as f:
         f.write('{ inputs.m = { url = "hf:nixhf/tiny"; flake = false; }; outputs = { self, m }: { }; }')
-    os.chown(flake, pw.pw_uid, pw.pw_gid)
-    os.chown(os.path.join(flake, "flake.nix"), pw.pw_uid, pw.pw_gid)
-    run("flake", "lock", cwd=flake)
+    os.chown(flake, daemon.pw.pw_uid, daemon.pw.pw_gid)
+    os.chown(os.path.join(flake, "flake.nix"), daemon.pw.pw_uid, daemon.pw.pw_gid)
+    daemon.run("flake", "lock", cwd=flake)
     locked = json.load(open(os.path.join(flake, "flake.lock")))["nodes"]["m"]["locked"]
     assert locked["narHash"] == attrs["narHash"] and locked["rev"] == attrs["rev"]
+
+
+def test_a_fresh_fetch_streams_into_the_daemon_and_keeps_a_resumable_copy(daemon, hub, pinned):
+    attrs, wrote = measured(daemon, f'let r = builtins.fetchTree "{PIECES_URL}"; in {{ inherit (r) narHash; p = r.outPath; }}')
+    assert attrs["narHash"] == pinned["narHash"], "the daemon's snapshot is the local store's"
+    assert wrote >= SNAPSHOT, f"the client wrote {wrote} bytes: no resumable copy was kept"
+    assert cdn_bytes(hub) == SNAPSHOT, "no byte fetched twice"
+    assert daemon.partial_files() == [], "the copy outlived the fetch"
+
+
+def test_a_locked_input_is_written_once_by_the_daemon(daemon, hub, pinned):
+    attrs, wrote = measured(daemon, f"let r = {locked(pinned)}; in {{ inherit (r) narHash; p = r.outPath; }}")
+    assert attrs["narHash"] == pinned["narHash"]
+    assert os.path.getsize(os.path.join(attrs["p"], "model-00001-of-00002.safetensors")) == SHARD
+    assert wrote < SNAPSHOT / 10, f"the client wrote {wrote} bytes of a {SNAPSHOT}-byte snapshot"
+    assert cdn_bytes(hub) == SNAPSHOT
+
+
+def test_a_killed_client_resumes_through_the_daemon(daemon, hub, pinned):
+    hub.settings(cdn_rate=8_000_000)
+    p = daemon.start("eval", "--impure", "--expr", f'(builtins.fetchTree "{PIECES_URL}").narHash',
+                     "--option", "hf-connections", "2")
+
+    def recorded():
+        """Pieces of the shards recorded in the user's cache."""
+        pieces = [os.path.join(d, n) for d, _, ns in os.walk(daemon.partial()) for n in ns
+                  if n.endswith(f"-{SHARD}.pieces")]
+        return sum(len(open(f).read().split()) for f in pieces)
+
+    wait_for("three pieces of the shards recorded in the user's cache", lambda: recorded() >= 3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert daemon.valid_sources() == [], "a killed fetch left a store path"
+    hub.settings(cdn_rate=0)
+    hub.clear_log()
+    assert daemon.eval(f'(builtins.fetchTree "{PIECES_URL}").narHash') == pinned["narHash"]
+    again = cdn_bytes(hub)
+    assert again <= SNAPSHOT - 3 * (8 << 20), f"the resumed fetch took {again} bytes again"
+
+
+@pytest.mark.parametrize("how", ["fresh", "locked"])
+def test_a_corrupt_byte_is_refused_with_no_store_path(daemon, hub, pinned, how):
+    hub.faults({"kind": "corrupt", "where": "cdn", "match": "model-00002*", "at": 123, "count": 1})
+    fetch = locked(pinned) if how == "locked" else f'(builtins.fetchTree "{PIECES_URL}")'
+    expr = f"{fetch}.narHash"
+    _, err, code = daemon.run("eval", "--impure", "--expr", expr, check=False)
+    assert code == 102, err
+    assert "'model-00002-of-00002.safetensors' of 'hf:nixhf/pieces" in err and "is corrupt: expected sha256 " in err
+    assert daemon.valid_sources() == [], "a corrupt snapshot became a store path"
+    assert daemon.eval(expr) == pinned["narHash"]
+
+
+def test_a_gated_repo_through_the_daemon_with_the_users_token(daemon, hub):
+    assert daemon.eval('(builtins.fetchTree "hf:nixhf/gated").narHash', env={"HF_TOKEN": ALICE_TOKEN}).startswith("sha256-")
+    assert all(q["auth"] is False for q in hub.requests() if q["server"] == "cdn"), "the token went to the CDN"
+    # The token reached neither the daemon's store, its log, nor the user's caches.
+    for top in (daemon.store, daemon.log, daemon.home):
+        found = subprocess.run(["grep", "-rl", ALICE_TOKEN, top], capture_output=True, text=True).stdout
+        assert found == "", f"the token is in {found}"

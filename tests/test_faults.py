@@ -115,6 +115,25 @@ def test_disk_full_in_the_partial_directory(nix, hub, clean_hash, tmp_path):
         subprocess.run(["umount", str(cache)])
 
 
+def test_a_store_on_another_file_system_gets_the_stream(nix, hub, clean_hash, tmp_path):
+    """Where the verified tree cannot be moved into the store (the cache is on
+    another file system), the NAR is streamed into it; a locked input keeps
+    nothing in the cache, so a cache far smaller than the snapshot is enough."""
+    rev = Nix(str(tmp_path / "pin"), hub.url).eval('(builtins.fetchTree "hf:nixhf/pieces").rev')
+    hub.clear_log()
+    cache = tmp_path / "tiny-cache"
+    cache.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(cache)], check=True)
+    try:
+        nix.env["XDG_CACHE_HOME"] = str(cache)
+        locked = f'(builtins.fetchTree {{ type = "hf"; repo = "nixhf/pieces"; rev = "{rev}"; narHash = "{clean_hash}"; }})'
+        assert nix.eval(f"{locked}.narHash") == clean_hash
+        assert len(sources(nix)) == 1 and partial_files(nix) == []
+        assert cdn_bytes(hub) == 2 * SHARD
+    finally:
+        subprocess.run(["umount", str(cache)])
+
+
 def test_ctrl_c_partial_data_holds_no_token(nix, hub):
     from standin.fixtures import ALICE_TOKEN
     hub.settings(cdn_rate=2_000_000)

@@ -10,15 +10,23 @@
 //! - A piece is received into a buffer of the bounded `pool`, written to
 //!   disk with O_DIRECT (where the file system allows it), and kept in
 //!   memory until two readers have passed it: one checks the Hub's hash of
-//!   every file, the other computes the snapshot's NAR hash, both in order
-//!   as the contiguous prefix grows. Bytes are written once, never through
-//!   the page cache, and hashed from memory; pieces from an earlier run or
-//!   from this machine are read back from disk.
+//!   every file; the other either computes the snapshot's NAR hash (for a
+//!   tree the caller moves into a local store) or is the snapshot's NAR
+//!   itself, which the caller streams into a store it cannot move a tree
+//!   into (a nix-daemon's): both in order as the contiguous prefix grows.
+//!   Bytes are written once, never through the page cache, and hashed from
+//!   memory; pieces from an earlier run or from this machine are read back
+//!   from disk.
+//! - A stream need not be written here at all (`Job::keep`): then the only
+//!   write is the store's, pieces live in memory until both readers have
+//!   passed them, and contents already on this machine are read where they
+//!   are. The stream's last bytes wait until every file is verified, so
+//!   that no store receives a whole NAR of anything unverified.
 //!
 //! A transfer is prepared (planned, resumed), started (its threads, under
-//! the fetch's `Work`), and waited for. Only the waiting thread talks to
-//! the `Observer`; the others are detached, so that Ctrl-C returns at once
-//! even while a read is blocked.
+//! the fetch's `Work`), and waited for or streamed. Only the caller's thread
+//! talks to the `Observer`; the others are detached, so that Ctrl-C returns
+//! at once even while a read is blocked.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -61,9 +69,24 @@ pub enum Ranged {
     Expired { why: String },
 }
 
-/// Puts a whole content at the given part file from this machine (an
-/// earlier snapshot, the official client's cache), when it can.
-pub type Reuse = Box<dyn Fn(&Digest, u64, &Path) -> bool + Send>;
+/// Contents already on this machine (an earlier snapshot, the official
+/// client's cache), verified or trusted, so they need not be fetched.
+pub trait Reuse: Send {
+    /// Puts the whole content at `part` (a kept transfer), if it can.
+    fn place(&self, digest: &Digest, size: u64, part: &Path) -> bool;
+    /// A file holding the whole content, read where it is (a stream that
+    /// keeps nothing).
+    fn open(&self, digest: &Digest, size: u64) -> Option<File>;
+}
+
+/// What the caller takes from a transfer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Output {
+    /// The tree in `dir/tree`, and its NAR hash.
+    Tree,
+    /// The snapshot's NAR, read by the caller (`Transfer::stream`).
+    Stream,
+}
 
 /// What to transfer, from where, to where, and how.
 pub struct Job {
@@ -74,7 +97,11 @@ pub struct Job {
     pub connections: usize,
     /// Bytes per piece (a multiple of 4096 for O_DIRECT writes).
     pub piece: u64,
-    pub reuse: Reuse,
+    pub reuse: Box<dyn Reuse>,
+    pub output: Output,
+    /// Whether what arrives is written to `dir/parts`, so that an
+    /// interrupted transfer resumes (always so for a tree).
+    pub keep: bool,
     pub budget: Budget,
     pub clock: Arc<dyn Clock + Send>,
     /// The input as messages show it.
@@ -86,8 +113,6 @@ pub struct Transferred {
     pub tree: PathBuf,
     pub nar_sha256: [u8; 32],
     pub nar_size: u64,
-    /// Bytes that came from this machine instead of the source.
-    pub reused_bytes: u64,
 }
 
 /// A piece of a blob, as the queue holds it.
@@ -103,22 +128,36 @@ struct Started {
     size: u64,
 }
 
-/// The two readers every piece waits for before its buffer goes back.
+/// The readers every piece waits for before its buffer goes back: the
+/// verifier, and the NAR hasher (a tree) or the stream.
 #[derive(Clone, Copy)]
 enum Reader {
     Verify = 0,
     Nar = 1,
 }
 
+/// A piece in memory.
+struct Held {
+    buf: Arc<Buffer>,
+    /// Written to the part file (or not to be written at all).
+    on_disk: bool,
+}
+
 struct Blob {
     planned: Planned,
-    record: Record,
+    /// Where what arrives is written, when it is kept.
+    record: Option<Record>,
+    /// The whole content, on this machine, when a stream reads it there.
+    donor: Option<File>,
     done: Mutex<Vec<bool>>,
-    /// Bytes from 0 that are on disk.
+    /// Bytes from 0 that the readers may read: received in this run (held),
+    /// or on disk from before.
     watermark: AtomicU64,
     location: Mutex<Option<Url>>,
-    /// Pieces received in this run and not yet passed by both readers.
-    held: Mutex<BTreeMap<usize, Buffer>>,
+    /// Pieces received in this run, kept in memory until every reader has
+    /// passed them and they are on disk (when kept): a reader that comes
+    /// back to a piece no longer held finds it there.
+    held: Mutex<BTreeMap<usize, Held>>,
     /// How far each reader has got.
     passed: [AtomicU64; 2],
 }
@@ -140,11 +179,21 @@ impl Blob {
 pub struct Prepared {
     blobs: Vec<Blob>,
     queue: VecDeque<PieceRef>,
-    /// Every path, in NAR order.
-    order: Vec<String>,
+    /// The snapshot's NAR: framing and each file's contents, in order.
+    layout: Vec<nar::Segment>,
     /// Bytes already on disk.
     resumed: u64,
     reused_bytes: u64,
+}
+
+impl Prepared {
+    pub fn nar_size(&self) -> u64 {
+        nar::size(&self.layout)
+    }
+
+    pub fn reused_bytes(&self) -> u64 {
+        self.reused_bytes
+    }
 }
 
 /// The threads' shared state.
@@ -154,6 +203,9 @@ struct Shared {
     blobs: Vec<Blob>,
     queue: Mutex<VecDeque<PieceRef>>,
     done_bytes: AtomicU64,
+    /// All the bytes, and those last reported to the Observer.
+    expected: u64,
+    reported: AtomicU64,
     workers_left: AtomicUsize,
     work: Work,
     started: Mutex<Vec<Started>>,
@@ -162,6 +214,8 @@ struct Shared {
     clock: Arc<dyn Clock + Send>,
     piece: u64,
     verified: AtomicBool,
+    /// The NAR hash and size, for a tree; a stream is hashed by its store.
+    hashing: bool,
     nar: Mutex<Option<([u8; 32], u64)>>,
 }
 
@@ -169,7 +223,48 @@ impl Shared {
     fn finished(&self) -> bool {
         self.workers_left.load(Ordering::SeqCst) == 0
             && self.verified.load(Ordering::SeqCst)
-            && lock(&self.nar).is_some()
+            && (!self.hashing || lock(&self.nar).is_some())
+    }
+
+    /// Whether there is something to tell the Observer.
+    fn news(&self) -> bool {
+        !lock(&self.started).is_empty()
+            || self.done_bytes.load(Ordering::Relaxed) / PROGRESS_STEP
+                != self.reported.load(Ordering::Relaxed) / PROGRESS_STEP
+    }
+
+    fn report(&self, obs: &dyn Observer) {
+        let started = std::mem::take(&mut *lock(&self.started));
+        for f in started {
+            obs.file(&f.path, f.size);
+        }
+        let done = self.done_bytes.load(Ordering::Relaxed);
+        self.reported.store(done, Ordering::Relaxed);
+        obs.progress(done, self.expected);
+    }
+
+    /// Lets go of each piece of `b` every reader has passed and that is on
+    /// disk (if kept): its buffer goes back to the pool.
+    fn release(&self, b: &Blob) {
+        let done = b.passed.iter().map(|p| p.load(Ordering::SeqCst)).min().unwrap_or(0);
+        let mut freed = Vec::new();
+        let mut held = lock(&b.held);
+        held.retain(|&pi, h| {
+            let keep = b.planned.pieces[pi].1 > done || !h.on_disk;
+            if !keep {
+                freed.push(h.buf.clone());
+            }
+            keep
+        });
+        // Dropped once the lock is let go: the pool's notice must not come
+        // under it.
+        drop(held);
+        drop(freed);
+    }
+
+    /// Waits on the caller's thread until `done()`, reporting to `obs`.
+    fn pump(&self, obs: &dyn Observer, done: &dyn Fn() -> bool) -> Result<()> {
+        self.work.pump(obs, done, &|| self.news(), &|obs| self.report(obs))
     }
 }
 
@@ -177,10 +272,7 @@ impl Shared {
 pub struct Transfer {
     shared: Arc<Shared>,
     dir: PathBuf,
-    expected: u64,
-    reused_bytes: u64,
-    /// Progress as last reported.
-    reported: AtomicU64,
+    layout: Vec<nar::Segment>,
 }
 
 /// Plans `job`: one blob per content, in NAR order, each resumed from an
@@ -189,16 +281,35 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
     let parts = job.dir.join("parts");
     fs::create_dir_all(&parts).map_err(|e| Error::io("create", &parts, e))?;
     let (planned, order) = plan::plan(&job.files, job.piece);
-    let mut p = Prepared { blobs: Vec::new(), queue: VecDeque::new(), order, resumed: 0, reused_bytes: 0 };
+    let mut p = Prepared { blobs: Vec::new(), queue: VecDeque::new(), layout: Vec::new(), resumed: 0, reused_bytes: 0 };
+    let size_of: BTreeMap<&str, u64> =
+        planned.iter().flat_map(|b| b.paths.iter().map(move |path| (path.as_str(), b.size))).collect();
+    let files: Vec<(&str, u64)> = order.iter().map(|path| (path.as_str(), size_of[path.as_str()])).collect();
+    p.layout = nar::layout(&files);
     for (i, planned) in planned.into_iter().enumerate() {
-        let record = Record::new(&parts, &content_key(&planned.digest, planned.size));
-        let mut done = record.resume(planned.size, planned.pieces.len())?;
-        let whole = planned.size > 0 && !done.contains(&true);
-        if whole && (job.reuse)(&planned.digest, planned.size, &record.part) {
-            done = vec![true; planned.pieces.len()];
-            record.all_finished(done.len())?;
-            p.reused_bytes += planned.size;
-        }
+        // A content at several paths is read again for each: it is kept
+        // even in a stream that keeps nothing else.
+        let keep = job.output == Output::Tree || job.keep || planned.paths.len() > 1;
+        let whole = vec![true; planned.pieces.len()];
+        let (record, donor, done) = if keep {
+            let record = Record::new(&parts, &content_key(&planned.digest, planned.size));
+            let mut done = record.resume(planned.size, planned.pieces.len())?;
+            let missing = planned.size > 0 && !done.contains(&true);
+            if missing && job.reuse.place(&planned.digest, planned.size, &record.part) {
+                done = whole;
+                record.all_finished(done.len())?;
+                p.reused_bytes += planned.size;
+            }
+            (Some(record), None, done)
+        } else {
+            match job.reuse.open(&planned.digest, planned.size).filter(|_| planned.size > 0) {
+                Some(f) => {
+                    p.reused_bytes += planned.size;
+                    (None, Some(f), whole)
+                }
+                None => (None, None, vec![false; planned.pieces.len()]),
+            }
+        };
         for (n, &(s, e)) in planned.pieces.iter().enumerate() {
             if done[n] {
                 p.resumed += e - s;
@@ -209,6 +320,7 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
         let blob = Blob {
             planned,
             record,
+            donor,
             done: Mutex::new(done),
             watermark: AtomicU64::new(0),
             location: Mutex::new(None),
@@ -221,31 +333,34 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
     Ok(p)
 }
 
-/// Starts the workers, the verifier and the NAR hasher of a prepared
-/// transfer as threads of `work`.
+/// Starts the workers and the verifier of a prepared transfer as threads of
+/// `work`, and, for a tree, the NAR hasher.
 pub fn start(job: Job, prepared: Prepared, work: &Work) -> Transfer {
-    let Prepared { blobs, queue, order, resumed, reused_bytes } = prepared;
-    let expected = blobs.iter().map(|b| b.planned.size).sum();
+    let Prepared { blobs, queue, layout, resumed, .. } = prepared;
     let workers = job.connections.max(1).min(queue.len().max(1));
+    let hashing = job.output == Output::Tree;
     let shared = Arc::new(Shared {
         source: job.source,
         shown: job.shown,
+        expected: blobs.iter().map(|b| b.planned.size).sum(),
+        reported: AtomicU64::new(u64::MAX),
         blobs,
         queue: Mutex::new(queue),
         done_bytes: AtomicU64::new(resumed),
         workers_left: AtomicUsize::new(workers),
         work: work.clone(),
         started: Mutex::new(Vec::new()),
-        pool: Pool::new(job.connections.max(1) + 4, job.piece as usize),
+        pool: Pool::new(job.connections.max(1) + 4, job.piece as usize, work),
         budget: job.budget,
         clock: job.clock,
         piece: job.piece,
         verified: AtomicBool::new(false),
+        hashing,
         nar: Mutex::new(None),
     });
     for _ in 0..workers {
         let s = shared.clone();
-        work.spawn(move || {
+        work.spawn("hf-download", move || {
             worker(&s)?;
             s.workers_left.fetch_sub(1, Ordering::SeqCst);
             s.work.notify();
@@ -253,27 +368,22 @@ pub fn start(job: Job, prepared: Prepared, work: &Work) -> Transfer {
         });
     }
     let s = shared.clone();
-    work.spawn(move || {
+    work.spawn("hf-verify", move || {
         verify_all(&s)?;
         s.verified.store(true, Ordering::SeqCst);
         s.work.notify();
         Ok(())
     });
-    let s = shared.clone();
-    work.spawn(move || {
-        let nar = hash_nar(&s, &order)?;
-        *lock(&s.nar) = Some(nar);
-        s.work.notify();
-        Ok(())
-    });
-    Transfer { shared, dir: job.dir, expected, reused_bytes, reported: AtomicU64::new(u64::MAX) }
-}
-
-/// Fetches `job.files` into `job.dir/tree`, resuming from `job.dir/parts`.
-#[cfg(test)]
-pub fn transfer(job: Job, work: &Work, obs: &dyn Observer) -> Result<Transferred> {
-    let prepared = prepare(&job)?;
-    start(job, prepared, work).wait(obs)
+    if hashing {
+        let (s, layout) = (shared.clone(), layout.clone());
+        work.spawn("hf-nar-hash", move || {
+            let nar = hash_nar(&s, &layout)?;
+            *lock(&s.nar) = Some(nar);
+            s.work.notify();
+            Ok(())
+        });
+    }
+    Transfer { shared, dir: job.dir, layout }
 }
 
 impl Transfer {
@@ -281,27 +391,117 @@ impl Transfer {
     /// progress; then places the tree.
     pub fn wait(self, obs: &dyn Observer) -> Result<Transferred> {
         let s = &*self.shared;
-        s.work.pump(obs, &|| s.finished(), &|| self.news(), &|obs| self.report(obs))?;
+        s.pump(obs, &|| s.finished())?;
         let (nar_sha256, nar_size) = lock(&s.nar).take().expect("finished");
         let tree = self.dir.join("tree");
         place(&s.blobs, &tree)?;
-        Ok(Transferred { tree, nar_sha256, nar_size, reused_bytes: self.reused_bytes })
+        Ok(Transferred { tree, nar_sha256, nar_size })
     }
 
-    /// Whether there is something to tell the Observer.
-    fn news(&self) -> bool {
-        !lock(&self.shared.started).is_empty()
-            || self.shared.done_bytes.load(Ordering::Relaxed) != self.reported.load(Ordering::Relaxed)
+    /// The snapshot's NAR, to be read on the caller's thread.
+    pub fn stream(self) -> NarStream {
+        let blob_of = self
+            .shared
+            .blobs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| b.planned.paths.iter().map(move |p| (p.clone(), i)))
+            .collect();
+        NarStream { shared: self.shared, layout: self.layout, blob_of, at: 0, offset: 0, reader: None }
     }
+}
 
-    fn report(&self, obs: &dyn Observer) {
-        let started = std::mem::take(&mut *lock(&self.shared.started));
-        for f in started {
-            obs.file(&f.path, f.size);
+/// A snapshot's NAR as it arrives: framing from the layout, contents from
+/// the pieces (in memory, or on disk once written there), which the
+/// verifier reads too, from the same memory. Its last bytes wait until the
+/// verifier has checked every file, so a store never receives a whole NAR
+/// of anything unchecked.
+pub struct NarStream {
+    shared: Arc<Shared>,
+    layout: Vec<nar::Segment>,
+    blob_of: BTreeMap<String, usize>,
+    /// The segment being read, and how far.
+    at: usize,
+    offset: u64,
+    reader: Option<GrowingReader>,
+}
+
+impl NarStream {
+    /// Up to `buf.len()` next bytes of the NAR; 0 at its end. Waits for
+    /// them, telling `obs` of progress.
+    pub fn read(&mut self, buf: &mut [u8], obs: &dyn Observer) -> Result<usize> {
+        let s = self.shared.clone();
+        if s.work.stopped() {
+            return Err(s.work.error().unwrap_or_else(Error::interrupted));
         }
-        let done = self.shared.done_bytes.load(Ordering::Relaxed);
-        self.reported.store(done, Ordering::Relaxed);
-        obs.progress(done, self.expected);
+        if s.news() {
+            s.report(obs);
+        }
+        loop {
+            let Some(segment) = self.layout.get(self.at) else { return Ok(0) };
+            let (n, len) = match segment {
+                nar::Segment::Framing(bytes) => {
+                    if self.at + 1 == self.layout.len() && self.offset == 0 {
+                        s.pump(obs, &|| s.verified.load(Ordering::SeqCst))?;
+                    }
+                    let n = (bytes.len() - self.offset as usize).min(buf.len());
+                    buf[..n].copy_from_slice(&bytes[self.offset as usize..self.offset as usize + n]);
+                    (n, bytes.len() as u64)
+                }
+                nar::Segment::Contents { path, size } => {
+                    let file = Sending { path, size: *size, at: self.offset };
+                    (file.read(&s, &mut self.reader, &self.blob_of, buf, obs)?, *size)
+                }
+            };
+            self.offset += n as u64;
+            if self.offset == len {
+                self.at += 1;
+                self.offset = 0;
+                self.reader = None;
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+
+}
+
+/// The file a stream is sending, and how far it is.
+struct Sending<'a> {
+    path: &'a str,
+    size: u64,
+    at: u64,
+}
+
+impl Sending<'_> {
+    /// Its next bytes, waiting (and reporting) for them to arrive.
+    fn read(
+        &self,
+        s: &Arc<Shared>,
+        reader: &mut Option<GrowingReader>,
+        blob_of: &BTreeMap<String, usize>,
+        buf: &mut [u8],
+        obs: &dyn Observer,
+    ) -> Result<usize> {
+        let path = self.path;
+        if self.at == self.size {
+            return Ok(0);
+        }
+        let unreadable = |e: io::Error| Error::new(Kind::LocalIo, format!("cannot read '{path}': {e}"));
+        let r = match reader {
+            Some(r) => r,
+            None => reader.insert(GrowingReader::new(s, blob_of[path], Reader::Nar).map_err(unreadable)?),
+        };
+        if !r.ready() {
+            s.pump(obs, &|| r.ready())?;
+        }
+        let want = ((self.size - self.at) as usize).min(buf.len());
+        let n = r.read(&mut buf[..want]).map_err(|e| s.work.error().unwrap_or_else(|| unreadable(e)))?;
+        if n == 0 {
+            return Err(Error::new(Kind::Bug, format!("'{path}' ended before its {} bytes", self.size)));
+        }
+        Ok(n)
     }
 }
 
@@ -320,11 +520,8 @@ fn worker(s: &Shared) -> Result<()> {
         // A buffer first, then the next piece: pieces then start in queue
         // order, so the earliest unfinished one always has a buffer and the
         // readers waiting for it are never starved by later pieces.
-        let Some(mut buf) = s.pool.take(&s.work) else { return Ok(()) };
-        let Some(next) = lock(&s.queue).pop_front() else {
-            s.pool.give(buf, &s.work);
-            return Ok(());
-        };
+        let Some(mut buf) = s.pool.take() else { return Ok(()) };
+        let Some(next) = lock(&s.queue).pop_front() else { return Ok(()) };
         let b = &s.blobs[next.blob];
         work::working_on(b.path());
         if next.piece == 0 {
@@ -334,12 +531,22 @@ fn worker(s: &Shared) -> Result<()> {
         let (start, end) = b.planned.pieces[next.piece];
         let len = (end - start) as usize;
         fetch_piece(s, b, start, end, &mut buf.bytes_mut()[..len])?;
-        write_piece(b, &buf.bytes()[..len], start)?;
-        b.record.finished(next.piece)?;
-        lock(&b.held).insert(next.piece, buf);
+        // The readers may take the piece from memory at once; its write to
+        // disk, which only a later run needs, goes on meanwhile.
+        let buf = Arc::new(buf);
+        lock(&b.held).insert(next.piece, Held { buf: buf.clone(), on_disk: b.record.is_none() });
         lock(&b.done)[next.piece] = true;
         b.advance_watermark();
         s.work.notify();
+        if let Some(record) = &b.record {
+            write_piece(record, &buf.bytes()[..len], start)?;
+            record.finished(next.piece)?;
+            if let Some(h) = lock(&b.held).get_mut(&next.piece) {
+                h.on_disk = true;
+            }
+            drop(buf);
+            s.release(b);
+        }
     }
 }
 
@@ -429,8 +636,8 @@ fn copy_body(
 /// Writes a received piece where it belongs, bypassing the page cache where
 /// the system and file system allow (the readers have the bytes in memory
 /// already).
-fn write_piece(b: &Blob, data: &[u8], offset: u64) -> Result<()> {
-    let part = &b.record.part;
+fn write_piece(record: &Record, data: &[u8], offset: u64) -> Result<()> {
+    let part = &record.part;
     #[cfg(target_os = "linux")]
     if data.len() % ALIGN == 0 && offset % ALIGN as u64 == 0 {
         use std::os::unix::fs::OpenOptionsExt;
@@ -464,62 +671,68 @@ fn write_error(path: &Path, e: io::Error) -> Error {
 }
 
 /// Reads a blob as far as it has arrived, waiting for more: from the held
-/// buffer of a piece received in this run, else from the part file.
-struct GrowingReader<'a> {
-    s: &'a Shared,
-    b: &'a Blob,
-    file: File,
+/// buffer of a piece received in this run, else from where it is on disk
+/// (the part file, or the content found on this machine).
+struct GrowingReader {
+    s: Arc<Shared>,
+    blob: usize,
+    part: Option<File>,
     pos: u64,
     reader: Reader,
 }
 
-impl<'a> GrowingReader<'a> {
-    fn new(s: &'a Shared, b: &'a Blob, reader: Reader) -> io::Result<Self> {
-        Ok(GrowingReader { s, b, file: File::open(&b.record.part)?, pos: 0, reader })
+impl GrowingReader {
+    fn new(s: &Arc<Shared>, blob: usize, reader: Reader) -> io::Result<Self> {
+        let part = s.blobs[blob].record.as_ref().map(|r| File::open(&r.part)).transpose()?;
+        Ok(GrowingReader { s: s.clone(), blob, part, pos: 0, reader })
+    }
+
+    fn b(&self) -> &Blob {
+        &self.s.blobs[self.blob]
     }
 
     fn read_from(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let b = self.b();
         let pi = (self.pos / self.s.piece) as usize;
         let within = (self.pos - pi as u64 * self.s.piece) as usize;
-        if let Some(held) = lock(&self.b.held).get(&pi) {
-            buf.copy_from_slice(&held.bytes()[within..within + buf.len()]);
+        if let Some(held) = lock(&b.held).get(&pi) {
+            buf.copy_from_slice(&held.buf.bytes()[within..within + buf.len()]);
             return Ok(buf.len());
         }
-        self.file.read_at(buf, self.pos)
+        match b.donor.as_ref().or(self.part.as_ref()) {
+            Some(f) => f.read_at(buf, self.pos),
+            None => Err(io::Error::other(format!("piece {pi} of '{}' is neither in memory nor on disk", b.path()))),
+        }
     }
 
-    /// Records progress and hands back each piece both readers have passed.
+    /// Records progress, letting go of what every reader has passed.
     fn passed(&self) {
-        self.b.passed[self.reader as usize].fetch_max(self.pos, Ordering::SeqCst);
-        let done = self.b.passed.iter().map(|p| p.load(Ordering::SeqCst)).min().unwrap_or(0);
-        let mut held = lock(&self.b.held);
-        let mut freed = Vec::new();
-        while let Some((&pi, _)) = held.first_key_value() {
-            if self.b.planned.pieces[pi].1 > done {
-                break;
-            }
-            freed.push(held.remove(&pi).expect("just seen"));
-        }
-        drop(held);
-        for buf in freed {
-            self.s.pool.give(buf, &self.s.work);
-        }
+        let b = self.b();
+        b.passed[self.reader as usize].fetch_max(self.pos, Ordering::SeqCst);
+        self.s.release(b);
+    }
+
+    /// Whether the next byte has arrived (or there is none).
+    fn ready(&self) -> bool {
+        let b = self.b();
+        self.pos >= b.planned.size || b.watermark.load(Ordering::SeqCst) > self.pos
     }
 }
 
-impl Read for GrowingReader<'_> {
+impl Read for GrowingReader {
+    /// Reads, waiting for bytes to arrive.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.b.planned.size {
+        let (b, pos) = (self.b(), self.pos);
+        if pos >= b.planned.size {
             return Ok(0);
         }
-        let (b, pos) = (self.b, self.pos);
-        self.s.work.wait_while(|| b.watermark.load(Ordering::SeqCst) <= pos);
-        let w = self.b.watermark.load(Ordering::SeqCst);
-        if w <= self.pos {
+        self.s.work.wait_while(|| !self.ready());
+        let w = b.watermark.load(Ordering::SeqCst);
+        if w <= pos {
             return Err(stopped());
         }
-        let piece_end = (self.pos / self.s.piece + 1) * self.s.piece;
-        let n = ((w.min(piece_end) - self.pos) as usize).min(buf.len());
+        let piece_end = (pos / self.s.piece + 1) * self.s.piece;
+        let n = ((w.min(piece_end) - pos) as usize).min(buf.len());
         let n = self.read_from(&mut buf[..n])?;
         self.pos += n as u64;
         self.passed();
@@ -529,19 +742,24 @@ impl Read for GrowingReader<'_> {
 
 /// Checks every blob against the Hub's hash as its bytes land. A bad blob is
 /// discarded with its record, so no later run reuses it.
-fn verify_all(s: &Shared) -> Result<()> {
-    for b in &s.blobs {
+fn verify_all(s: &Arc<Shared>) -> Result<()> {
+    for (i, b) in s.blobs.iter().enumerate() {
         work::working_on(b.path());
-        let r = GrowingReader::new(s, b, Reader::Verify).map_err(|e| Error::io("read", &b.record.part, e))?;
+        let unreadable = |e: io::Error| Error::new(Kind::LocalIo, format!("cannot read '{}': {e}", b.path()));
+        let r = GrowingReader::new(s, i, Reader::Verify).map_err(unreadable)?;
         let checked = match HashingReader::new(r, &b.planned.digest, b.planned.size).check(b.path(), &s.shown) {
             Ok(checked) => checked,
             Err(_) if s.work.stopped() => return Err(Error::interrupted()),
-            Err(e) => return Err(Error::io("read", &b.record.part, e)),
+            Err(e) => return Err(unreadable(e)),
         };
         if let Err(e) = checked {
             // Gone before the error is told (the process may end then), so
             // that no later run reuses it.
-            s.work.fail_after(e.clone(), || b.record.discard());
+            s.work.fail_after(e.clone(), || {
+                if let Some(r) = &b.record {
+                    r.discard()
+                }
+            });
             return Err(e);
         }
     }
@@ -549,11 +767,10 @@ fn verify_all(s: &Shared) -> Result<()> {
 }
 
 /// The snapshot's NAR hash and size, read as the files land.
-fn hash_nar(s: &Shared, order: &[String]) -> Result<([u8; 32], u64)> {
-    let blob_of: BTreeMap<&str, &Blob> =
-        s.blobs.iter().flat_map(|b| b.planned.paths.iter().map(move |p| (p.as_str(), b))).collect();
-    let files: Vec<(&str, u64)> = order.iter().map(|p| (p.as_str(), blob_of[p.as_str()].planned.size)).collect();
-    let hashed = nar::hash(&nar::layout(&files), |p| {
+fn hash_nar(s: &Arc<Shared>, layout: &[nar::Segment]) -> Result<([u8; 32], u64)> {
+    let blob_of: BTreeMap<&str, usize> =
+        s.blobs.iter().enumerate().flat_map(|(i, b)| b.planned.paths.iter().map(move |p| (p.as_str(), i))).collect();
+    let hashed = nar::hash(layout, |p| {
         work::working_on(p);
         Ok(Box::new(GrowingReader::new(s, blob_of[p], Reader::Nar)?) as Box<dyn Read>)
     });
@@ -572,6 +789,7 @@ fn place(blobs: &[Blob], tree: &Path) -> Result<()> {
     }
     fs::create_dir_all(tree).map_err(|e| Error::io("create", tree, e))?;
     for b in blobs {
+        let record = b.record.as_ref().expect("a tree keeps every content");
         let first = tree.join(b.path());
         for p in &b.planned.paths {
             let target = tree.join(p);
@@ -579,13 +797,13 @@ fn place(blobs: &[Blob], tree: &Path) -> Result<()> {
                 fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
             }
             let placed = if *p == b.planned.paths[0] {
-                fs::rename(&b.record.part, &target)
+                fs::rename(&record.part, &target)
             } else {
                 fs::hard_link(&first, &target).or_else(|_| fs::copy(&first, &target).map(|_| ()))
             };
             placed.map_err(|e| Error::io("place", &target, e))?;
         }
-        b.record.done();
+        record.done();
     }
     Ok(())
 }

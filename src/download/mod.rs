@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-pub use engine::{prepare, start, Job, Prepared, Ranged, Source, Transferred};
+pub use engine::{prepare, start, Job, NarStream, Output, Prepared, Ranged, Reuse, Source, Transfer};
 
 use crate::base::CommitId;
 use crate::hub::{self, Hub};

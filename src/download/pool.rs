@@ -1,11 +1,13 @@
-//! The buffers pieces live in between the network and the two readers that
-//! hash them: aligned for O_DIRECT, and bounded in number, which bounds
-//! memory and how far downloads run ahead of hashing. The unsafe code of
-//! the transfer engine is here and nowhere else.
+//! The buffers pieces live in between the network and the readers that hash
+//! them: aligned for O_DIRECT, and bounded in number, which bounds memory
+//! and how far downloads run ahead of hashing. A buffer goes back to the
+//! pool when its last holder drops it (the readers, and the write of the
+//! piece to disk, each hold it until done). The unsafe code of the
+//! transfer engine is here and nowhere else.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::base::lock;
 use crate::work::Work;
@@ -13,40 +15,31 @@ use crate::work::Work;
 /// O_DIRECT wants buffers, offsets and lengths aligned to the block size.
 pub const ALIGN: usize = 4096;
 
-/// A piece-sized buffer aligned for O_DIRECT.
-pub struct Buffer {
+/// Piece-sized memory aligned for O_DIRECT.
+struct Memory {
     ptr: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: the buffer is plain memory owned by this value; it moves between
-// threads whole, never shared mutably.
-unsafe impl Send for Buffer {}
+// SAFETY: the memory is owned by this value; it moves between threads whole,
+// and is shared only immutably (behind `Buffer`'s `&self`).
+unsafe impl Send for Memory {}
+unsafe impl Sync for Memory {}
 
-impl Buffer {
+impl Memory {
     fn layout(len: usize) -> Layout {
         Layout::from_size_align(len.max(1), ALIGN).expect("a valid layout")
     }
 
-    fn new(len: usize) -> Buffer {
+    fn new(len: usize) -> Memory {
         // SAFETY: a non-zero size; a null result is handled.
         let p = unsafe { std::alloc::alloc(Self::layout(len)) };
         let ptr = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(Self::layout(len)));
-        Buffer { ptr, len }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `len` bytes allocated in `new`, alive as long as self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and &mut self makes the access unique.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        Memory { ptr, len }
     }
 }
 
-impl Drop for Buffer {
+impl Drop for Memory {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with the same layout.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
@@ -55,49 +48,79 @@ impl Drop for Buffer {
 
 #[derive(Default)]
 struct Stock {
-    free: Vec<Buffer>,
+    free: Vec<Memory>,
     /// How many buffers exist, free or in use.
     made: usize,
 }
 
-pub struct Pool {
+struct Shared {
     stock: Mutex<Stock>,
     limit: usize,
     size: usize,
+    work: Work,
 }
 
+/// A buffer of the pool; back in the pool when dropped.
+pub struct Buffer {
+    memory: Option<Memory>,
+    pool: Arc<Shared>,
+}
+
+impl Buffer {
+    pub fn bytes(&self) -> &[u8] {
+        let m = self.memory.as_ref().expect("a buffer has memory until dropped");
+        // SAFETY: `len` bytes allocated in `Memory::new`, alive as long as self.
+        unsafe { std::slice::from_raw_parts(m.ptr.as_ptr(), m.len) }
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let m = self.memory.as_ref().expect("a buffer has memory until dropped");
+        // SAFETY: as above, and &mut self makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(m.ptr.as_ptr(), m.len) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if let Some(m) = self.memory.take() {
+            lock(&self.pool.stock).free.push(m);
+            self.pool.work.notify();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Pool(Arc<Shared>);
+
 impl Pool {
-    /// At most `limit` buffers of `size` bytes each.
-    pub fn new(limit: usize, size: usize) -> Pool {
-        Pool { stock: Mutex::new(Stock::default()), limit: limit.max(1), size }
+    /// At most `limit` buffers of `size` bytes each, for the fetch `work`.
+    pub fn new(limit: usize, size: usize, work: &Work) -> Pool {
+        Pool(Arc::new(Shared { stock: Mutex::new(Stock::default()), limit: limit.max(1), size, work: work.clone() }))
     }
 
     /// A buffer, waiting (on the fetch's condition) for one to come back
     /// when all are in use; None once the fetch stops.
-    pub fn take(&self, work: &Work) -> Option<Buffer> {
+    pub fn take(&self) -> Option<Buffer> {
+        let s = &self.0;
         let mut got = None;
-        work.wait_while(|| {
-            let mut s = lock(&self.stock);
-            got = s.free.pop().or_else(|| {
-                (s.made < self.limit).then(|| {
-                    s.made += 1;
-                    Buffer::new(self.size)
+        s.work.wait_while(|| {
+            let mut stock = lock(&s.stock);
+            got = stock.free.pop().or_else(|| {
+                (stock.made < s.limit).then(|| {
+                    stock.made += 1;
+                    Memory::new(s.size)
                 })
             });
             got.is_none()
         });
-        got.filter(|_| !work.stopped())
-    }
-
-    pub fn give(&self, b: Buffer, work: &Work) {
-        lock(&self.stock).free.push(b);
-        work.notify();
+        let memory = got.filter(|_| !s.work.stopped())?;
+        Some(Buffer { memory: Some(memory), pool: s.clone() })
     }
 
     /// How many buffers were ever made: the pool's peak memory, in buffers.
     #[cfg(test)]
     pub fn made(&self) -> usize {
-        lock(&self.stock).made
+        lock(&self.0.stock).made
     }
 }
 
@@ -108,21 +131,24 @@ mod tests {
     #[test]
     fn bounded_aligned_and_reused() {
         let work = Work::new();
-        let pool = Pool::new(2, 3 * ALIGN);
-        let mut a = pool.take(&work).unwrap();
-        let b = pool.take(&work).unwrap();
+        let pool = Pool::new(2, 3 * ALIGN, &work);
+        let mut a = pool.take().unwrap();
+        let b = Arc::new(pool.take().unwrap());
         assert_eq!(a.bytes().as_ptr() as usize % ALIGN, 0);
         a.bytes_mut()[3 * ALIGN - 1] = 7;
-        // A third taker waits until a buffer comes back.
+        // A third taker waits until a buffer comes back: when its last
+        // holder lets it go.
+        let second_holder = b.clone();
         std::thread::scope(|scope| {
-            let waiting = scope.spawn(|| pool.take(&work).map(|c| c.bytes().len()));
-            pool.give(b, &work);
+            let waiting = scope.spawn(|| pool.take().map(|c| c.bytes().len()));
+            drop(b);
+            drop(second_holder);
             assert_eq!(waiting.join().unwrap(), Some(3 * ALIGN));
         });
         assert_eq!(pool.made(), 2, "the returned buffer was reused");
         let stopped = Work::new();
         stopped.stop();
-        assert!(pool.take(&stopped).is_none(), "a stopped taker does not wait");
+        assert!(Pool::new(1, ALIGN, &stopped).take().is_none(), "a stopped taker does not wait");
         drop(a);
     }
 }

@@ -12,7 +12,7 @@ use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::engine::{transfer, Job, Ranged, Reuse, Source, Transferred};
+use super::engine::{prepare, start, Job, Output, Ranged, Reuse, Source, Transferred};
 use crate::base::{Digest, FileEntry, Observer};
 use crate::error::{Detail, Error, Kind, Result};
 use crate::retry::testing::FakeClock;
@@ -197,9 +197,38 @@ fn entries(files: &[(&str, Vec<u8>)]) -> Vec<FileEntry> {
         .collect()
 }
 
+/// Contents on "this machine", for the engine to reuse.
+#[derive(Default)]
+struct Here(Vec<Vec<u8>>);
+
+impl Here {
+    fn find(&self, digest: &Digest, size: u64) -> Option<&Vec<u8>> {
+        self.0.iter().find(|d| d.len() as u64 == size && (sha256(d) == *digest || git_sha1(d) == *digest))
+    }
+}
+
+impl Reuse for Here {
+    fn place(&self, digest: &Digest, size: u64, part: &std::path::Path) -> bool {
+        self.find(digest, size).is_some_and(|d| std::fs::write(part, d).is_ok())
+    }
+
+    fn open(&self, digest: &Digest, size: u64) -> Option<std::fs::File> {
+        let d = self.find(digest, size)?;
+        let path = std::env::temp_dir().join(format!("nixhf-here-{}-{}", std::process::id(), digest.hex()));
+        std::fs::write(&path, d).ok()?;
+        std::fs::File::open(&path).ok()
+    }
+}
+
 struct Run {
     dir: PathBuf,
     clock: Arc<FakeClock>,
+}
+
+/// A transfer's outcome, and the bytes taken from "this machine".
+struct Done {
+    t: Transferred,
+    reused: u64,
 }
 
 impl Run {
@@ -210,23 +239,58 @@ impl Run {
         Run { dir, clock: Arc::new(FakeClock::default()) }
     }
 
-    fn go(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher) -> Result<Transferred> {
-        self.go_with(source, files, obs, Box::new(|_, _, _| false))
-    }
-
-    fn go_with(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher, reuse: Reuse) -> Result<Transferred> {
-        let job = Job {
+    fn job(&self, source: Arc<Mem>, files: &[FileEntry], here: Here, output: Output, keep: bool) -> Job {
+        Job {
             source,
             files: files.to_vec(),
             dir: self.dir.clone(),
             connections: 3,
             piece: PIECE,
-            reuse,
+            reuse: Box::new(here),
+            output,
+            keep,
             budget: Budget { attempts: 4, time: Duration::from_secs(300) },
             clock: self.clock.clone(),
             shown: "hf:org/name".into(),
-        };
-        transfer(job, &Work::new(), obs)
+        }
+    }
+
+    fn go(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher) -> Result<Transferred> {
+        self.go_with(source, files, obs, Here::default()).map(|d| d.t)
+    }
+
+    fn go_with(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher, here: Here) -> Result<Done> {
+        let job = self.job(source, files, here, Output::Tree, true);
+        let prepared = prepare(&job)?;
+        let reused = prepared.reused_bytes();
+        Ok(Done { t: start(job, prepared, &Work::new()).wait(obs)?, reused })
+    }
+
+    /// The NAR as a stream reads it, in small reads as Nix's drainInto makes them.
+    fn stream(&self, source: Arc<Mem>, files: &[FileEntry], here: Here, keep: bool) -> Result<(Vec<u8>, u64)> {
+        let job = self.job(source, files, here, Output::Stream, keep);
+        let prepared = prepare(&job)?;
+        let (size, reused) = (prepared.nar_size(), prepared.reused_bytes());
+        let mut nar = start(job, prepared, &Work::new()).stream();
+        let (mut out, mut buf) = (Vec::new(), vec![0u8; 8192]);
+        loop {
+            let n = nar.read(&mut buf, &Watcher::default())?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out.len() as u64, size, "the NAR is as long as planned");
+        Ok((out, reused))
+    }
+
+    fn parts(&self) -> Vec<String> {
+        let dir = self.dir.join("parts");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 }
 
@@ -401,16 +465,9 @@ fn contents_on_this_machine_are_reused() {
     let run = Run::new("reuse");
     let mem = Arc::new(Mem::with(&files));
     let big = files[0].1.clone();
-    let t = run
-        .go_with(
-            mem.clone(),
-            &entries(&files),
-            &Watcher::default(),
-            Box::new(move |_, size, part| size == big.len() as u64 && std::fs::write(part, &big).is_ok()),
-        )
-        .unwrap();
-    tree(&t, &files);
-    assert_eq!(t.reused_bytes, files[0].1.len() as u64);
+    let d = run.go_with(mem.clone(), &entries(&files), &Watcher::default(), Here(vec![big.clone()])).unwrap();
+    tree(&d.t, &files);
+    assert_eq!(d.reused, big.len() as u64);
     assert!(mem.requests("range", "copy-of-a.bin").is_empty());
 }
 
@@ -452,4 +509,93 @@ fn a_panic_mid_piece_ends_the_transfer_naming_the_file_and_keeps_what_arrived() 
         let again = mem.requests("range", &path);
         assert!(done.iter().all(|d| !again.contains(d)), "{path}: pieces {done:?} fetched again ({again:?})");
     }
+}
+
+/// The NAR bytes of `files`, as Nix would serialise them.
+fn nar_bytes(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.0, f.1.len() as u64)).collect();
+    let mut out = Vec::new();
+    for seg in crate::nar::layout(&sizes) {
+        match seg {
+            crate::nar::Segment::Framing(b) => out.extend_from_slice(&b),
+            crate::nar::Segment::Contents { path, .. } => {
+                out.extend_from_slice(&files.iter().find(|f| f.0 == path).unwrap().1)
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_stream_is_the_snapshots_nar_and_keeps_nothing_on_disk() {
+    let files = sample();
+    let run = Run::new("stream");
+    let mem = Arc::new(Mem::with(&files));
+    let (nar, _) = run.stream(mem.clone(), &entries(&files), Here::default(), false).unwrap();
+    assert_eq!(Sha256::digest(&nar).as_slice(), nar_of(&files).0, "the stream is the NAR nix hash path hashes");
+    assert_eq!(nar, nar_bytes(&files));
+    let mut starts = mem.requests("range", "copy-of-a.bin");
+    starts.sort();
+    assert_eq!(starts, [0, PIECE, 2 * PIECE, 3 * PIECE], "each piece fetched once, even for two paths");
+    // Only the content found at two paths is written here (the stream reads
+    // it twice); nothing else is.
+    let kept = run.parts();
+    let twice = entries(&files)[0].content_key();
+    assert_eq!(kept, [format!("{twice}.part"), format!("{twice}.pieces")], "written here: {kept:?}");
+}
+
+#[test]
+fn a_kept_stream_resumes_what_an_earlier_run_has() {
+    let files = vec![("a.bin", data(12, 4 * PIECE as usize)), ("b.txt", b"small\n".to_vec())];
+    let run = Run::new("keptstream");
+    let e = entries(&files);
+    let parts = run.dir.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let name = e[0].content_key();
+    let mut part = vec![0u8; files[0].1.len()];
+    part[..PIECE as usize].copy_from_slice(&files[0].1[..PIECE as usize]);
+    std::fs::write(parts.join(format!("{name}.part")), &part).unwrap();
+    std::fs::write(parts.join(format!("{name}.pieces")), "0\n").unwrap();
+    let mem = Arc::new(Mem::with(&files));
+    let (nar, _) = run.stream(mem.clone(), &e, Here::default(), true).unwrap();
+    assert_eq!(nar, nar_bytes(&files));
+    let mut starts = mem.requests("range", "a.bin");
+    starts.sort();
+    assert_eq!(starts, [PIECE, 2 * PIECE, 3 * PIECE], "the piece an earlier run has is not fetched again");
+    assert!(run.parts().contains(&format!("{name}.pieces")), "kept for a later run until the caller is done");
+}
+
+#[test]
+fn a_stream_reads_contents_on_this_machine_where_they_are() {
+    let files = sample();
+    let run = Run::new("streamdonor");
+    let mem = Arc::new(Mem::with(&files));
+    let readme = files[2].1.clone();
+    let (nar, reused) = run.stream(mem.clone(), &entries(&files), Here(vec![readme.clone()]), false).unwrap();
+    assert_eq!(nar, nar_bytes(&files));
+    assert_eq!(reused, readme.len() as u64);
+    assert!(mem.requests("range", "README.txt").is_empty() && mem.requests("locate", "README.txt").is_empty());
+}
+
+#[test]
+fn a_stream_never_ends_before_every_file_is_verified() {
+    let files = vec![("a.bin", data(13, 2 * PIECE as usize)), ("b.txt", b"last\n".to_vec())];
+    let run = Run::new("streamcorrupt");
+    let e = entries(&files);
+    let mem = Arc::new(Mem::with(&files).fault("a.bin", Fault::Corrupt(7)));
+    let job = run.job(mem, &e, Here::default(), Output::Stream, false);
+    let prepared = prepare(&job).unwrap();
+    let size = prepared.nar_size();
+    let mut nar = start(job, prepared, &Work::new()).stream();
+    let (mut got, mut buf) = (0u64, vec![0u8; 8192]);
+    let err = loop {
+        match nar.read(&mut buf, &Watcher::default()) {
+            Ok(0) => panic!("the stream ended although a file was corrupt"),
+            Ok(n) => got += n as u64,
+            Err(e) => break e,
+        }
+    };
+    assert!(got < size, "{got} of {size} bytes: the end was withheld");
+    assert_eq!(err.kind, Kind::CorruptData);
+    assert!(matches!(err.detail, Detail::HashMismatch { ref file, .. } if file == "a.bin"), "{:?}", err.detail);
 }

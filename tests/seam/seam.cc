@@ -72,6 +72,8 @@ int main(int argc, char ** argv)
     }
     Throwing ctx(argv[4]);
     fetch->run(ctx, failure);
+    if (!failure.failed)
+        fetch->wait_tree(ctx, failure);
     try {
         ctx.rethrow();
     } catch (std::runtime_error & e) {
