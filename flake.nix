@@ -33,6 +33,10 @@
         scope.builds // { default = scope.default; }
       );
 
+      # nix-hf built for one Nix package (a Determinate Nix, say), for a
+      # nixpkgs' `pkgs`: what the modules do for nix.package.
+      lib.forNix = { pkgs, nix }: (pkgs.callPackage ./nix/packages.nix { }).forNix nix;
+
       overlays.default = final: prev: {
         nix-hf = (final.callPackage ./nix/packages.nix { }).default;
       };

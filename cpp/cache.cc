@@ -64,12 +64,12 @@ void addSnapshot(EvalState & state, const PosIdx pos, const std::string & key, V
     NixStringContext context;
     auto path = state.coerceToStorePath(pos, tree, context, ctx);
     for (auto & c : context)
-        if (!std::holds_alternative<NixStringContextElem::Opaque>(c.raw))
+        if (!compat::isExistingPath(c))
             state.error<EvalError>(
                 "builtins.hfHubCache: the snapshot of '%s' is built by a derivation; a cache made without a build "
                 "links snapshots that already exist (flake inputs, fetchHuggingFace)", key)
                 .atPos(pos).debugThrow();
-    compat::ensureInStore(state, context);
+    path = compat::storedPath(state, path, context);
     if (!state.store->isValidPath(path))
         state.error<EvalError>("builtins.hfHubCache: the snapshot of '%s' (%s) is not in the store", key,
             state.store->printStorePath(path)).atPos(pos).debugThrow();
@@ -93,8 +93,9 @@ void addSnapshot(EvalState & state, const PosIdx pos, const std::string & key, V
     out.push_back(std::move(s));
 }
 
-void prim_hfHubCache(EvalState & state, const PosIdx pos, Value ** args, Value & v)
+void prim_hfHubCache(EvalState & state, compat::CallSite site, compat::PrimOpArgs args, Value & v)
 {
+    auto pos = compat::callPos(site);
     state.forceAttrs(*args[0], pos, what);
     StorePathSet references;
     rust::Vec<CacheSnapshot> snapshots;

@@ -55,7 +55,7 @@ struct NixFetchContext : FetchContext
     Activity act;
 
     NixFetchContext(const std::string & what)
-        : act(*logger, lvlInfo, actFileTransfer, fmt("fetching '%s'", what), Logger::Fields{what}, getCurActivity())
+        : act(compat::fileTransferActivity(what))
     { }
 
 protected:
@@ -143,12 +143,19 @@ struct SnapshotAccessor : compat::FilteringSourceAccessor
     }
 };
 
+// The fingerprint of a locked snapshot's tree as Nix's caches key it.
+std::string treeFingerprint(const Input & locked)
+{
+    auto scheme = scheme_name();
+    return compat::cacheFingerprint({scheme.data(), scheme.size()}, fingerprintOf(locked));
+}
+
 // The fetcher-cache entry that tells Nix's fetchToStore the NAR hash of the
 // tree an accessor with this fingerprint serves, so that Nix neither copies
 // nor hashes a snapshot the plugin has already put into the store.
-Cache::Key treeHashKey(const std::string & fingerprint)
+Cache::Key treeHashKey(const Input & locked)
 {
-    return makeSourcePathToHashCacheKey(fingerprint, ContentAddressMethod::Raw::NixArchive, CanonPath::root);
+    return makeSourcePathToHashCacheKey(treeFingerprint(locked), ContentAddressMethod::Raw::NixArchive, CanonPath::root);
 }
 
 // What getAccessor returns for a snapshot in the store. `given` is the input
@@ -158,7 +165,7 @@ std::pair<ref<SourceAccessor>, Input> fromStore(Store & store, const StorePath &
     auto tree = store.requireStoreObjectAccessor(path);
     tree->setPathDisplay("«" + locked.to_string() + "»");
     auto accessor = make_ref<SnapshotAccessor>(tree, given.to_string());
-    accessor->fingerprint = fingerprintOf(locked);
+    accessor->fingerprint = treeFingerprint(locked);
     return {accessor, std::move(locked)};
 }
 
@@ -166,7 +173,7 @@ std::pair<ref<SourceAccessor>, Input> fromStore(Store & store, const StorePath &
 // store, if it is still there.
 std::optional<StorePath> storedTree(Cache & cache, Store & store, const Input & locked)
 {
-    auto hit = cache.lookup(treeHashKey(fingerprintOf(locked)));
+    auto hit = cache.lookup(treeHashKey(locked));
     if (!hit)
         return std::nullopt;
     auto narHash = Hash::parseSRI(getStrAttr(*hit, "hash"));
@@ -248,35 +255,67 @@ std::string fingerprintOf(const Input & input)
     return std::string(callRust([&](Failure & f) { return input_fingerprint(describing(input.attrs), f); }));
 }
 
+namespace {
+
+// What Nix's fetcher cache knows of an input: the commit of its rev (with
+// the date an earlier fetch found) or, while fresh, of its ref; or the
+// commit an expired entry gave, should the Hub be unreachable.
+struct Known
+{
+    std::string rev;
+    uint64_t lastModified = 0;
+    std::optional<Input> stale;
+};
+
+Known lookUp(Cache & cache, const Input & input)
+{
+    Known k;
+    if (auto rev = input.getRev()) {
+        if (auto lm = cachedLastModified(cache, input, *rev))
+            k = {rev->gitRev(), *lm, std::nullopt};
+    } else if (auto hit = cache.lookupWithTTL(refKey(input))) {
+        k = {getStrAttr(*hit, "rev"), getIntAttr(*hit, "lastModified"), std::nullopt};
+        debug("using the cached commit %s of '%s'", k.rev, input.to_string());
+    } else if (auto old = cache.lookupExpired(refKey(input)))
+        k.stale = lockedInput(input, getStrAttr(old->value, "rev"), getIntAttr(old->value, "lastModified"));
+    return k;
+}
+
+// The snapshot of a known commit, if an earlier fetch left it in the store.
+std::optional<std::pair<ref<SourceAccessor>, Input>>
+inStore(Cache & cache, Store & store, const Input & input, const Known & known)
+{
+    if (known.rev.empty())
+        return std::nullopt;
+    auto result = lockedInput(input, known.rev, known.lastModified);
+    auto path = storedTree(cache, store, result);
+    if (!path)
+        return std::nullopt;
+    debug("'%s' at %s is already in the store", input.to_string(), known.rev);
+    return fromStore(store, *path, result, input);
+}
+
+} // namespace
+
+std::optional<std::pair<ref<SourceAccessor>, Input>>
+snapshotAtHand(const fetchers::Settings & settings, Store & store, const Input & input)
+{
+    auto cache = settings.getCache();
+    return inStore(*cache, store, input, lookUp(*cache, input));
+}
+
 std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
 {
     auto cache = settings.getCache();
-    auto req = makeRequest(settings, input);
-    // The ref's commit from an earlier fetch whose tarball-ttl has passed:
-    // used, with a warning, if the Hub cannot be reached (as for github:).
-    std::optional<Input> stale;
-
-    if (auto rev = input.getRev()) {
-        if (auto lm = cachedLastModified(*cache, input, *rev)) {
-            req.known_rev = rev->gitRev();
-            req.known_last_modified = *lm;
-        }
-    } else if (auto hit = cache->lookupWithTTL(refKey(input))) {
-        req.known_rev = getStrAttr(*hit, "rev");
-        req.known_last_modified = getIntAttr(*hit, "lastModified");
-        debug("using the cached commit %s of '%s'", req.known_rev, input.to_string());
-    } else if (auto old = cache->lookupExpired(refKey(input)))
-        stale = lockedInput(input, getStrAttr(old->value, "rev"), getIntAttr(old->value, "lastModified"));
-
+    auto known = lookUp(*cache, input);
     // The commit is known and its snapshot already in the store: nothing to
     // ask the Hub.
-    if (!req.known_rev.empty()) {
-        auto result = lockedInput(input, std::string(req.known_rev), req.known_last_modified);
-        if (auto path = storedTree(*cache, store, result)) {
-            debug("'%s' at %s is already in the store", input.to_string(), std::string(req.known_rev));
-            return fromStore(store, *path, result, input);
-        }
-    }
+    if (auto at = inStore(*cache, store, input, known))
+        return *at;
+    auto req = makeRequest(settings, input);
+    req.known_rev = known.rev;
+    req.known_last_modified = known.lastModified;
+    auto & stale = known.stale;
 
     // Into a local store on this file system the verified tree is moved;
     // into any other (a nix-daemon's) its NAR is streamed while it arrives.
@@ -335,7 +374,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     cache->upsert(revKey(input, rev), Attrs{{"lastModified", lastModified}});
     // Nix's fetchToStore would hash the tree again (and copy it, in 2.34);
     // tell it the hash, and so where the tree already is.
-    cache->upsert(treeHashKey(fingerprintOf(result)), {{"hash", narHash->to_string(HashFormat::SRI, true)}});
+    cache->upsert(treeHashKey(result), {{"hash", narHash->to_string(HashFormat::SRI, true)}});
 
     printMsg(lvlTalkative, "fetched %d files (%d bytes) of '%s' at %s", out.files, out.bytes, input.to_string(), rev);
     return fromStore(store, *storePath, result, input);
@@ -348,7 +387,7 @@ std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Sett
         return std::nullopt;
     auto storePath = input.computeStorePath(*store);
     try {
-        store->ensurePath(storePath);
+        compat::ensurePath(*store, storePath);
     } catch (Error & e) {
         debug("'%s' is not in the store or a substituter (%s); fetching it", input.to_string(), e.what());
         return std::nullopt;

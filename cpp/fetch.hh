@@ -11,6 +11,11 @@ namespace nixhf {
 std::pair<nix::ref<nix::SourceAccessor>, nix::fetchers::Input>
 fetchSnapshot(const nix::fetchers::Settings & settings, nix::Store & store, const nix::fetchers::Input & input);
 
+// The snapshot, if it is at hand without the network: a commit known (the
+// input's, or its ref's while fresh) whose snapshot is already in the store.
+std::optional<std::pair<nix::ref<nix::SourceAccessor>, nix::fetchers::Input>>
+snapshotAtHand(const nix::fetchers::Settings & settings, nix::Store & store, const nix::fetchers::Input & input);
+
 // For an input with rev and narHash: the store path, if it is valid or can be
 // substituted, with the input's attributes completed from the cache.
 std::optional<std::pair<nix::StorePath, nix::fetchers::Input>>

@@ -57,7 +57,7 @@ Input inputFromArg(EvalState & state, const PosIdx pos, Value & arg)
     if (arg.type() != nAttrs) {
         auto s = std::string(state.forceStringNoCtx(arg, pos,
             "while evaluating the argument passed to builtins.fetchHuggingFace"));
-        return Input::fromURL(settings, std::string(primop_url(s)));
+        return compat::inputFromURL(settings, std::string(primop_url(s)));
     }
     Attrs attrs{{"type", std::string(scheme_name())}};
     for (auto & attr : *arg.attrs()) {
@@ -88,11 +88,12 @@ Input inputFromArg(EvalState & state, const PosIdx pos, Value & arg)
                 name, showType(*attr.value)).atPos(attr.pos).debugThrow();
         }
     }
-    return Input::fromAttrs(settings, std::move(attrs));
+    return compat::inputFromAttrs(settings, std::move(attrs));
 }
 
-void prim_fetchHuggingFace(EvalState & state, const PosIdx pos, Value ** args, Value & v)
+void prim_fetchHuggingFace(EvalState & state, compat::CallSite site, compat::PrimOpArgs args, Value & v)
 {
+    auto pos = compat::callPos(site);
     auto input = inputFromArg(state, pos, *args[0]);
     auto specified = input.getNarHash();
 
@@ -108,7 +109,7 @@ void prim_fetchHuggingFace(EvalState & state, const PosIdx pos, Value ** args, V
     // without asking the Hub anything.
     if (auto cached = substituteLocked(state.fetchSettings, state.store, input)) {
         state.allowPath(cached->first);
-        emitTreeAttrs(state, cached->first, cached->second, v, false, false);
+        compat::emitTreeAttrs(state, pos, cached->first, cached->second, v);
         return;
     }
 
@@ -120,13 +121,13 @@ void prim_fetchHuggingFace(EvalState & state, const PosIdx pos, Value ** args, V
     input.attrs.erase("narHash");
     auto cached = state.inputCache->getAccessor(state.fetchSettings, *state.store, input, fetchers::UseRegistries::No);
     auto locked = cached.lockedInput;
-    auto storePath = state.mountInput(locked, input, cached.accessor);
+    auto storePath = compat::mountInput(state, locked, input, cached.accessor, specified.has_value());
     auto got = locked.getNarHash();
     if (specified && got != specified)
         throw Error((unsigned int) 102, "hash mismatch in Hugging Face snapshot '%s':\n  specified: %s\n       got: %s",
             input.to_string(), specified->to_string(HashFormat::SRI, true), got->to_string(HashFormat::SRI, true));
 
-    emitTreeAttrs(state, storePath, locked, v, false, false);
+    compat::emitTreeAttrs(state, pos, storePath, locked, v);
 }
 
 } // namespace

@@ -21,7 +21,7 @@ Input makeInput(Attrs attrs)
     return input;
 }
 
-struct HfInputScheme : InputScheme
+struct HfInputScheme : compat::InputScheme
 {
     std::string_view schemeName() const override
     {
@@ -30,7 +30,7 @@ struct HfInputScheme : InputScheme
         return {name.data(), name.size()};
     }
 
-    std::optional<Input> inputFromURL(const fetchers::Settings & settings, const ParsedURL & url, bool requireTree) const override
+    std::optional<Input> fromURL(const ParsedURL & url) const override
     {
         if (url.scheme != schemeName())
             return std::nullopt;
@@ -46,7 +46,7 @@ struct HfInputScheme : InputScheme
         return makeInput(fromRust(canonical, {{"type", std::string(schemeName())}}));
     }
 
-    std::optional<Input> inputFromAttrs(const fetchers::Settings & settings, const Attrs & attrs) const override
+    std::optional<Input> fromAttrs(const Attrs & attrs) const override
     {
         auto canonical = callRust([&](Failure & f) { return input_from_attrs(describing(attrs), f); });
         return makeInput(fromRust(canonical, attrs));
@@ -73,7 +73,7 @@ struct HfInputScheme : InputScheme
         return attrs;
     }
 
-    ParsedURL toURL(const Input & input) const override
+    ParsedURL urlOf(const Input & input) const override
     {
         auto parts = callRust([&](Failure & f) { return input_to_url(describing(input.attrs), f); });
         ParsedURL url{
@@ -96,9 +96,11 @@ struct HfInputScheme : InputScheme
         return input;
     }
 
-    std::pair<ref<SourceAccessor>, Input>
-    getAccessor(const fetchers::Settings & settings, Store & store, const Input & input) const override
+    std::optional<std::pair<ref<SourceAccessor>, Input>>
+    accessorOf(const fetchers::Settings & settings, Store & store, const Input & input, bool fastOnly) const override
     {
+        if (fastOnly)
+            return snapshotAtHand(settings, store, input);
         return fetchSnapshot(settings, store, input);
     }
 

@@ -13,6 +13,7 @@ let
   inherit (lib) mkOption types;
   cfg = config.programs.nix-hf;
   scope = pkgs.callPackage ./packages.nix { };
+  supported = import ./supported.nix;
   nixPackage = config.nix.package;
   hasBuild = scope.hasBuild nixPackage;
   described =
@@ -98,9 +99,10 @@ in
         assertion = hasBuild;
         message = ''
           programs.nix-hf: nix.package is ${described}, for which nix-hf has no build: nix-hf is a plugin
-          of upstream Nix ${lib.concatStringsSep " and " (import ./supported.nix)} (Lix and Determinate Nix have
-          a different plugin interface). Set nix.package = pkgs.nixVersions.nix_2_35 (or nix_2_34), or
-          disable programs.nix-hf.
+          of upstream Nix ${lib.concatStringsSep ", " supported.upstream} and of Determinate Nix
+          ${lib.concatStringsSep ", " supported.determinate} (Lix has a different plugin interface). Set
+          nix.package = pkgs.nixVersions.nix_2_35 (or nix_2_34, or Determinate Nix's package), or disable
+          programs.nix-hf.
         '';
       }
       {

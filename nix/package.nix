@@ -25,6 +25,8 @@
 
 let
   source = callPackage ./source.nix { };
+  supported = import ./supported.nix;
+  determinate = supported.isDeterminate nix;
 in
 stdenv.mkDerivation (finalAttrs: {
   pname = "nix-hf";
@@ -41,14 +43,19 @@ stdenv.mkDerivation (finalAttrs: {
     rustPlatform.cargoSetupHook
   ];
 
-  # Nix 2.34 declares emitTreeAttrs in libflake's headers; 2.35 in libexpr's.
+  # Nix 2.34 declares emitTreeAttrs in libflake's headers; 2.35 (and
+  # Determinate Nix 3, based on it) in libexpr's.
   buildInputs = [
     nix.libs.nix-store
     nix.libs.nix-expr
     nix.libs.nix-fetchers
     nix.libs.nix-util
   ]
-  ++ lib.optional (lib.versionOlder nix.version "2.35") nix.libs.nix-flake;
+  ++ lib.optional (!determinate && lib.versionOlder nix.version "2.35") nix.libs.nix-flake;
+
+  # Determinate Nix reports the upstream version it is based on; its build
+  # is named by its own, which its package's version is.
+  mesonFlags = lib.optional determinate "-Ddeterminate_version=${nix.version}";
 
   postPatch = ''
     patchShebangs build-aux
@@ -72,6 +79,8 @@ stdenv.mkDerivation (finalAttrs: {
   passthru = {
     inherit nix;
     nixVersion = nix.version;
+    # Where in the tree this build is (the loader's folder for its Nix).
+    buildName = supported.buildName nix;
     # What plugin-files names.
     plugin = "${finalAttrs.finalPackage}/${source.pluginFile}";
   };

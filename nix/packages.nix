@@ -1,6 +1,8 @@
 # The nix-hf packages of one nixpkgs: a build for each supported Nix it has
 # (nixVersions.nix_2_34, nixVersions.nix_2_35, and nix itself when it is
 # one of them), and `default`, which serves them all behind one loader.
+# (Determinate Nix comes from its own flake, not nixpkgs: the modules build
+# for it when it is nix.package.)
 {
   lib,
   callPackage,
@@ -11,15 +13,7 @@
 
 let
   supported = import ./supported.nix;
-
-  # A Nix nix-hf can be built for: upstream Nix of a supported release, with
-  # its libraries exposed (not Lix, not Determinate Nix, whose ABI differs).
-  hasBuild =
-    nixPackage:
-    nixPackage != null
-    && nixPackage ? libs
-    && lib.getName nixPackage == "nix"
-    && lib.elem (lib.versions.majorMinor nixPackage.version) supported;
+  inherit (supported) hasBuild;
 
   forNix = nixPackage: callPackage ./package.nix { nix = nixPackage; };
   inherit (callPackage ./source.nix { }) pluginFile;
@@ -28,7 +22,7 @@ let
   attrName = release: "nix_${lib.replaceStrings [ "." ] [ "_" ] release}";
 
   # One build per Nix release this nixpkgs has, named as nixVersions names it.
-  nixes = lib.filter hasBuild ([ nix ] ++ map (v: nixVersions.${attrName v} or null) supported);
+  nixes = lib.filter hasBuild ([ nix ] ++ map (v: nixVersions.${attrName v} or null) supported.upstream);
   builds = lib.listToAttrs (
     map (n: lib.nameValuePair (attrName (lib.versions.majorMinor n.version)) (forNix n)) nixes
   );
@@ -53,7 +47,7 @@ let
             mkdir -p $out/lib/nix/plugins $out/lib/nix/nix-hf
             cp ${(lib.head builds).plugin} $out/${pluginFile}
             ${lib.concatMapStrings (b: ''
-              ln -s ${b}/lib/nix/nix-hf/${b.nixVersion} $out/lib/nix/nix-hf/${b.nixVersion}
+              ln -s ${b}/lib/nix/nix-hf/${b.buildName} $out/lib/nix/nix-hf/${b.buildName}
             '') builds}
           '';
     in

@@ -27,6 +27,16 @@ def supported_nix():
         return [tuple(line.split()[:2]) for line in f if line.strip() and not line.startswith("#")]
 
 
+def build_name(version):
+    """The folder a build for the Nix of nix/versions' `version` is installed
+    in (and the loader looks for): its version, or determinate-<version>."""
+    return "determinate-" + version.removeprefix("det-") if version.startswith("det-") else version
+
+
+# The build of the environment's Nix (dev/nix-env says which it is).
+OWN_BUILD = build_name(os.environ.get("NIX_HF_NIX_VERSION", ""))
+
+
 
 class Standin:
     """A running stand-in: its URLs and its admin switches."""

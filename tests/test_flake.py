@@ -2,6 +2,7 @@
 prefetch, and locked inputs that never touch the network again."""
 
 import json
+import subprocess
 import os
 import shutil
 
@@ -145,7 +146,8 @@ def test_forgetting_flake_false_is_explained(nix, tmp_path):
 
 def test_the_eval_cache_answers_without_the_input(nix, tmp_path):
     """A locked hf: input has a fingerprint, so Nix's eval cache serves the
-    flake's derivations the second time without touching the snapshot."""
+    flake's derivations the second time without touching the snapshot. (The
+    flake itself is a clean git repo, which every Nix can cache.)"""
     d = make_flake(tmp_path, "hf:nixhf/tiny", """{
   inputs.model = { url = "%s"; flake = false; };
   outputs = { self, model }: {
@@ -154,6 +156,9 @@ def test_the_eval_cache_answers_without_the_input(nix, tmp_path):
 }
 """)
     nix.run("flake", "lock", cwd=d)
+    git = ["git", "-C", d, "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "flake"]):
+        subprocess.run(git + cmd, check=True, env=dict(os.environ, HOME=nix.home))
     first = nix.run("path-info", "--derivation", ".#pkg", cwd=d).stdout
     p = nix.run("path-info", "--derivation", ".#pkg", "-vvvv", cwd=d)
     assert p.stdout == first

@@ -157,3 +157,24 @@ def test_mistakes_are_named(nix, arg, message):
 def test_it_is_documented(nix):
     p = nix.run("repl", input=":doc builtins.hfHubCache\n")
     assert "Make a Hugging Face cache" in p.stdout + p.stderr
+
+
+def test_with_lazy_trees_the_cache_links_real_snapshots_and_hashes_are_checked(nix):
+    """Determinate Nix's lazy trees (`lazy-trees = true`, which other Nix
+    releases do not have and ignore) hand out a virtual store path for a
+    mounted input until something needs the real one: the cache links the
+    real snapshot, and a given narHash is still checked."""
+    lazy = ["--option", "lazy-trees", "true"]
+    tiny = 'builtins.fetchTree "hf:nixhf/tiny"'
+    cache = nix.eval(f'builtins.hfHubCache {{ "nixhf/tiny" = {tiny}; }}', *lazy)
+    rev = nix.eval(f"({tiny}).rev", *lazy)
+    link = os.readlink(f"{nix.real_path(cache)}/models--nixhf--tiny/snapshots/{rev}")
+    assert os.path.isfile(nix.real_path(link) + "/README.md"), f"the cache links {link}, which is not in the store"
+    assert link == nix.eval(f"toString ({tiny}).outPath"), "not the snapshot's store path"
+    narHash = nix.eval(f"({tiny}).narHash", *lazy)
+    pinned = f'builtins.fetchHuggingFace {{ repo = "nixhf/tiny"; narHash = "{narHash}"; }}'
+    assert nix.eval(f"({pinned}).narHash", *lazy) == narHash
+    wrong = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    p = nix.fails("eval", "--impure", *lazy, "--expr",
+                  f'(builtins.fetchHuggingFace {{ repo = "nixhf/tiny"; narHash = "{wrong}"; }}).outPath')
+    assert p.returncode == 102 and f"specified: {wrong}" in p.stderr, p.stderr

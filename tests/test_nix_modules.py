@@ -45,6 +45,22 @@ def test_the_module_loads_the_plugin_built_for_nix_package(nix):
     assert r == "2.35.2"
 
 
+def test_determinate_nix_gets_its_own_build(nix):
+    """nix.package as determinate.nixosModules.default sets it: the module
+    builds nix-hf against Determinate Nix's own libraries, named by its own
+    version, where the loader looks for it."""
+    r = evaluate(nix, ["{ pkgs, ... }: { programs.nix-hf.enable = true; nix.package = pkgs.determinate-nix; }"],
+                 "{ inherit failed; build = cfg.package.buildName; drv = cfg.package.drvPath; "
+                 "plugin = builtins.elemAt config.nix.settings.plugin-files 0; package = toString cfg.package; }")
+    assert r["failed"] == []
+    assert r["build"] == "determinate-3.22.2"
+    assert r["plugin"] == f"{r['package']}/lib/nix/plugins/libnix-hf.so"
+    shown = nix.run("derivation", "show", r["drv"]).stdout
+    drv = next(iter(json.loads(shown).get("derivations", json.loads(shown)).values()))
+    assert "-Ddeterminate_version=3.22.2" in json.dumps(drv["env"]), "meson is told Determinate's own version"
+    assert "determinate-nix-store-3.22.2" in shown, "linked against Determinate's libraries"
+
+
 def test_the_plugins_settings_go_to_nix_conf(nix):
     r = evaluate(nix, ["""{ programs.nix-hf = {
         enable = true; endpoint = "https://hf-mirror.example.org"; connections = 16; stallTimeout = 60;
@@ -63,7 +79,7 @@ def test_disabled_it_changes_nothing(nix):
 
 @pytest.mark.parametrize("package,shown", [
     ("pkgs.lix", "lix 2.93.3"),
-    ("pkgs.determinate-nix", "determinate-nix 3.22.2"),
+    ("pkgs.determinate-nix-old", "determinate-nix 3.9.1"),
     ("pkgs.nixVersions.nix_2_33", "nix 2.33.6"),
     ("null", "not set"),  # home-manager without nix.package
 ])
@@ -114,9 +130,21 @@ def flake(tmp_path_factory):
     return copy_checkout(root / "nix-hf"), stub_nixpkgs(str(root / "nixpkgs"))
 
 
+def flake_outputs(shown):
+    """`nix flake show --json` as {output: {system or name: names}}, from
+    upstream's form or Determinate Nix's inventory."""
+    if "inventory" not in shown:
+        return shown
+    out = {}
+    for name, entry in shown["inventory"].items():
+        children = entry.get("output", {}).get("children")
+        out[name] = {k: v.get("children", v) for k, v in children.items()} if children else entry
+    return out
+
+
 def test_flake_show_lists_every_output(nix, flake):
     src, override = flake
-    shown = json.loads(nix.run("flake", "show", "--json", "--all-systems", *override, cwd=src).stdout)
+    shown = flake_outputs(json.loads(nix.run("flake", "show", "--json", "--all-systems", *override, cwd=src).stdout))
     for system in SYSTEMS:
         assert set(shown["packages"][system]) == {"default", "nix_2_34", "nix_2_35"}
         assert set(shown["devShells"][system]) == {"default"}

@@ -62,7 +62,7 @@ let
         "nix-flake"
         "nix-main"
         "nix-cmd"
-      ] (n: fake "${n}-${version}" { });
+      ] (n: fake "${lib.optionalString (pname == "determinate-nix") "determinate-"}${n}-${version}" { });
     };
 
   tool = n: fake n { };
@@ -120,7 +120,10 @@ let
       nix_2_33 = mkNix "nix" "2.33.6";
     };
     lix = mkNix "lix" "2.93.3";
+    # Determinate Nix's package (from its flake): pname determinate-nix, its
+    # own version, and libraries named like upstream's.
     determinate-nix = mkNix "determinate-nix" "3.22.2";
+    determinate-nix-old = mkNix "determinate-nix" "3.9.1";
     # A NixOS VM test: its machine is evaluated as far as can be here (the
     # module system over stand-in NixOS options), its script forced.
     testers.runNixOSTest =
