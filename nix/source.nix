@@ -16,6 +16,7 @@
       ../Cargo.lock
       ../build.rs
       ../meson.build
+      ../meson.options
       ../nix/versions
       ../build-aux
       ../cpp
