@@ -428,8 +428,19 @@ pub struct NarStream {
 
 impl NarStream {
     /// Up to `buf.len()` next bytes of the NAR; 0 at its end. Waits for
-    /// them, telling `obs` of progress.
+    /// them, telling `obs` of progress. Fails with the fetch's first error:
+    /// a part the verifier found corrupt is gone from disk by the time its
+    /// error is told, and the stream must not report the missing file in
+    /// its place.
     pub fn read(&mut self, buf: &mut [u8], obs: &dyn Observer) -> Result<usize> {
+        self.read_next(buf, obs).map_err(|e| {
+            let work = &self.shared.work;
+            work.fail(e);
+            work.error().expect("the fetch has just failed")
+        })
+    }
+
+    fn read_next(&mut self, buf: &mut [u8], obs: &dyn Observer) -> Result<usize> {
         let s = self.shared.clone();
         if s.work.stopped() {
             return Err(s.work.error().unwrap_or_else(Error::interrupted));
@@ -464,7 +475,6 @@ impl NarStream {
             }
         }
     }
-
 }
 
 /// The file a stream is sending, and how far it is.
