@@ -23,6 +23,13 @@
       # home-manager in where the environment goes.
       plugin = ./nix/module.nix;
       models = import ./nix/hf-models.nix;
+      # fetchHuggingFace, fromPins and hubCache for any Nix: the plugin's
+      # builtins where it is loaded, else derivations that run the nix-hf
+      # program (README, Without the plugin).
+      anyNix = import ./nix/lib.nix {
+        programFor = system: lib.getExe self.packages.${system}.cli;
+        caFileFor = system: "${(pkgsFor system).cacert}/etc/ssl/certs/ca-bundle.crt";
+      };
     in
     {
       packages = forAllSystems (
@@ -30,16 +37,35 @@
         let
           scope = scopeFor system;
         in
-        scope.builds // { default = scope.default; }
+        scope.builds // { inherit (scope) default cli; }
       );
 
       # nix-hf built for one Nix package (a Determinate Nix, say), for a
       # nixpkgs' `pkgs`: what the modules do for nix.package.
-      lib.forNix = { pkgs, nix }: (pkgs.callPackage ./nix/packages.nix { }).forNix nix;
-
-      overlays.default = final: prev: {
-        nix-hf = (final.callPackage ./nix/packages.nix { }).default;
+      lib = {
+        forNix = { pkgs, nix }: (pkgs.callPackage ./nix/packages.nix { }).forNix nix;
+        # Without the plugin these build on `system` (an argument, else the
+        # evaluating machine's in impure evaluation).
+        inherit (anyNix) fetchHuggingFace fromPins hubCache;
       };
+
+      overlays.default =
+        final: prev:
+        let
+          scope = final.callPackage ./nix/packages.nix { };
+          forPkgs = import ./nix/lib.nix {
+            programFor = _: lib.getExe scope.cli;
+            caFileFor = _: "${final.cacert}/etc/ssl/certs/ca-bundle.crt";
+            inherit (final.stdenv.hostPlatform) system;
+          };
+        in
+        {
+          nix-hf = scope.default;
+          nix-hf-cli = scope.cli;
+          fetchHuggingFace = forPkgs.fetchHuggingFace;
+          fetchHuggingFacePins = forPkgs.fromPins;
+          hfHubCache = forPkgs.hubCache;
+        };
 
       nixosModules.default = {
         imports = [

@@ -18,6 +18,9 @@ namespace {
 
 struct HfSettings : Config
 {
+    // Said once, in the core: the nix-hf program's options have the same.
+    const SettingDefaults defaults = setting_defaults();
+
     Setting<std::string> endpoint{this, "", "hf-endpoint",
         "The Hugging Face Hub to fetch from (a mirror or self-hosted hub). "
         "Empty: `HF_ENDPOINT`, else https://huggingface.co. Not part of an input's identity. "
@@ -29,18 +32,18 @@ struct HfSettings : Config
         "nix; root for nixos-rebuild), so the token itself stays out of nix.conf and the store. Like HF_TOKEN, it is "
         "sent only to huggingface.co and to the Hub `HF_ENDPOINT` names; an `access-tokens` entry comes first."};
 
-    Setting<unsigned int> connections{this, 8, "hf-connections",
+    Setting<unsigned int> connections{this, defaults.connections, "hf-connections",
         "How many connections nix-hf opens to the Hub and its CDN at once."};
 
-    Setting<unsigned int> stallTimeout{this, 30, "hf-stall-timeout",
+    Setting<unsigned int> stallTimeout{this, defaults.stall_timeout, "hf-stall-timeout",
         "Seconds a connection may stay silent before nix-hf counts the attempt as failed."};
 
-    Setting<unsigned int> retries{this, 6, "hf-retries",
+    Setting<unsigned int> retries{this, defaults.retries, "hf-retries",
         "How many attempts nix-hf makes at each request (an API call, or an 8 MiB piece of a file) before giving "
         "up. Failed attempts, waits the server asks for (Retry-After, RateLimit) and renewals of expired download "
         "URLs all count."};
 
-    Setting<unsigned int> retryTime{this, 300, "hf-retry-time",
+    Setting<unsigned int> retryTime{this, defaults.retry_time, "hf-retry-time",
         "Seconds from a request's first attempt after which nix-hf starts no further attempt and no further wait "
         "(an attempt under way is bounded by hf-stall-timeout)."};
 };

@@ -1,6 +1,7 @@
 # The nix-hf packages of one nixpkgs: a build for each supported Nix it has
 # (nixVersions.nix_2_34, nixVersions.nix_2_35, and nix itself when it is
-# one of them), and `default`, which serves them all behind one loader.
+# one of them), `default`, which serves them all behind one loader (and
+# has the nix-hf program), and `cli`, the program alone.
 # (Determinate Nix comes from its own flake, not nixpkgs: the modules build
 # for it when it is nix.package.)
 {
@@ -44,8 +45,9 @@ let
             };
           }
           ''
-            mkdir -p $out/lib/nix/plugins $out/lib/nix/nix-hf
+            mkdir -p $out/lib/nix/plugins $out/lib/nix/nix-hf $out/bin
             cp ${(lib.head builds).plugin} $out/${pluginFile}
+            ln -s ${lib.head builds}/bin/nix-hf $out/bin/nix-hf
             ${lib.concatMapStrings (b: ''
               ln -s ${b}/lib/nix/nix-hf/${b.buildName} $out/lib/nix/nix-hf/${b.buildName}
             '') builds}
@@ -56,4 +58,5 @@ in
 {
   inherit hasBuild forNix builds;
   default = combine (lib.attrValues builds);
+  cli = callPackage ./cli.nix { };
 }

@@ -92,6 +92,20 @@ pub trait Observer {
     fn file(&self, path: &str, size: u64);
 }
 
+/// Percent-encodes every byte of `s` but unreserved characters (RFC 3986:
+/// letters, digits, `-._~`) and those in `keep`.
+pub fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Locks `m` whether or not a thread panicked while holding it: a panic is
 /// caught and reported as the fetch's error (see `work`), and what it left
 /// behind is only read on the way out.

@@ -33,11 +33,12 @@ pub enum Entry {
     Link(String, String),
 }
 
-/// The cache's entries, sorted by path; folders are implied.
-pub fn layout(snapshots: &[Snapshot]) -> Result<Vec<Entry>> {
+/// The cache's entries, sorted by path; folders are implied. `caller` is
+/// what messages name (`builtins.hfHubCache`, `lib.hubCache`).
+pub fn layout(snapshots: &[Snapshot], caller: &str) -> Result<Vec<Entry>> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for s in snapshots {
-        let shown = format!("builtins.hfHubCache: '{}'", s.key);
+        let shown = format!("{caller}: '{}'", s.key);
         let spec = match Spec::from_url(&s.key, &[], &s.key) {
             Ok(spec) if spec.reference.is_none() && spec.rev.is_none() => spec,
             _ => fail!(
@@ -111,12 +112,15 @@ mod tests {
 
     #[test]
     fn folders_refs_and_snapshot_links() {
-        let l = layout(&[
-            snap("sentence-transformers/all-MiniLM-L6-v2", A, &["main"], "/nix/store/a-source"),
-            snap("datasets/acme/squad", A, &["main"], "/nix/store/b-source"),
-            snap("datasets/acme/squad", B, &["refs/convert/parquet"], "/nix/store/c-source"),
-            snap("gpt2", B, &["main"], "/nix/store/d-source"),
-        ])
+        let l = layout(
+            &[
+                snap("sentence-transformers/all-MiniLM-L6-v2", A, &["main"], "/nix/store/a-source"),
+                snap("datasets/acme/squad", A, &["main"], "/nix/store/b-source"),
+                snap("datasets/acme/squad", B, &["refs/convert/parquet"], "/nix/store/c-source"),
+                snap("gpt2", B, &["main"], "/nix/store/d-source"),
+            ],
+            "lib.hubCache",
+        )
         .unwrap();
         assert_eq!(
             l,
@@ -138,8 +142,9 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let err = |s: Vec<Snapshot>| layout(&s).unwrap_err().message;
-        assert!(err(vec![snap("org/name/main", A, &["main"], "/p")]).contains("is not a repo id"));
+        let err = |s: Vec<Snapshot>| layout(&s, "builtins.hfHubCache").unwrap_err().message;
+        assert!(err(vec![snap("org/name/main", A, &["main"], "/p")])
+            .starts_with("builtins.hfHubCache: 'org/name/main' is not a repo id"));
         assert!(err(vec![snap("org/name", "abc", &["main"], "/p")]).contains("not a 40-character commit id"));
         assert!(err(vec![snap("org/name", A, &["bad ref"], "/p")]).contains("not a valid branch or tag name"));
         let two = vec![snap("org/name", A, &["main"], "/p"), snap("org/name", B, &["main"], "/q")];
@@ -148,7 +153,14 @@ mod tests {
         assert!(err(same).contains("is given twice"));
         // A commit is the same commit in either case.
         let upper = A.to_uppercase();
-        let l = layout(&[snap("org/name", A, &["main"], "/p"), snap("models/org/name", &upper, &["main"], "/p")]).unwrap();
-        assert_eq!(l, vec![Entry::File("models--org--name/refs/main".into(), A.into()), Entry::Link(format!("models--org--name/snapshots/{A}"), "/p".into())]);
+        let l = layout(&[snap("org/name", A, &["main"], "/p"), snap("models/org/name", &upper, &["main"], "/p")], "x")
+            .unwrap();
+        assert_eq!(
+            l,
+            vec![
+                Entry::File("models--org--name/refs/main".into(), A.into()),
+                Entry::Link(format!("models--org--name/snapshots/{A}"), "/p".into())
+            ]
+        );
     }
 }

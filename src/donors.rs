@@ -62,9 +62,10 @@ pub fn hf_blobs_dir(spec: &Spec, env: &dyn Fn(&str) -> Option<String>) -> Option
 }
 
 impl Donors {
-    pub fn find(index_root: &Path, spec: &Spec, hf_blobs: Option<PathBuf>) -> Donors {
+    pub fn find(index_root: Option<&Path>, spec: &Spec, hf_blobs: Option<PathBuf>) -> Donors {
         let mut store = BTreeMap::new();
-        for snap in read_index(&index_path(index_root, spec)).snapshots {
+        let snapshots = index_root.map(|r| read_index(&index_path(r, spec)).snapshots).unwrap_or_default();
+        for snap in snapshots {
             let root = Path::new(&snap.path);
             if !root.is_dir() {
                 continue; // garbage-collected since

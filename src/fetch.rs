@@ -14,20 +14,64 @@ use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::base::{CommitId, FileEntry, Observer, Revision};
 use crate::donors::{self, Donors, Manifest};
 use crate::download::{self, HubSource, Job, Output, Transfer};
 use crate::error::{fail, Error, Kind, Result};
-use crate::hub::Hub;
-use crate::retry::RealClock;
+use crate::hub::{self, Hub};
+use crate::retry::{Budget, RealClock};
 use crate::spec::Spec;
+use crate::token;
 use crate::work::Work;
+
+/// The defaults of a fetch's settings, said here only: the plugin's
+/// nix.conf settings (hf-connections, …) and the program's options take
+/// them from here.
+pub struct Defaults {
+    pub connections: u32,
+    pub stall_timeout: u32,
+    pub retries: u32,
+    pub retry_time: u32,
+}
+
+pub const DEFAULTS: Defaults = Defaults { connections: 8, stall_timeout: 30, retries: 6, retry_time: 300 };
+
+/// How a fetch talks to the Hub, as the plugin's settings or the program's
+/// options give it.
+pub struct Connection<'a> {
+    /// hf-endpoint (or --endpoint); empty: HF_ENDPOINT, else the Hub.
+    pub endpoint: &'a str,
+    /// Nix's access-tokens (host, token); the program has none.
+    pub access_tokens: &'a [(String, String)],
+    /// hf-token-file (or --token-file); empty when unset.
+    pub token_file: &'a str,
+    pub stall_timeout: u32,
+    pub retries: u32,
+    pub retry_time: u32,
+    /// The only CA certificates to trust; empty: the system's.
+    pub ca_file: &'a str,
+}
+
+/// The Hub a fetch talks to, with the token the rules choose for it.
+pub fn connect(c: &Connection) -> Result<Arc<Hub>> {
+    let endpoint = hub::parse_endpoint(&hub::endpoint_from(c.endpoint, std::env::var("HF_ENDPOINT").ok()))?;
+    Ok(Arc::new(Hub::new(hub::Settings {
+        token: token::choose(&endpoint, c.access_tokens, Some(c.token_file), &|k| std::env::var(k).ok()),
+        endpoint,
+        stall: Duration::from_secs(c.stall_timeout.max(1) as u64),
+        budget: Budget { attempts: c.retries.max(1), time: Duration::from_secs(c.retry_time as u64) },
+        ca_file: Some(c.ca_file),
+    })?))
+}
 
 pub struct Request {
     pub spec: Spec,
     /// Where partial snapshots live (under Nix's cache dir).
     pub partial_root: PathBuf,
+    /// Where the index of snapshots already in the store is, if anywhere.
+    pub index_root: Option<PathBuf>,
     /// What the caller's cache knows: the commit of the ref (when fresh), or
     /// the date of the given rev. Avoids asking the Hub again.
     pub known: Option<Revision>,
@@ -118,8 +162,8 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
     let dir = req.partial_root.join(partial_name(spec, &revision.sha));
     fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let lock = lock_dir(&dir)?;
-    let donors =
-        Donors::find(&index_root(&req.partial_root), spec, donors::hf_blobs_dir(spec, &|k| std::env::var(k).ok()));
+    let hf_blobs = donors::hf_blobs_dir(spec, &|k| std::env::var(k).ok());
+    let donors = Donors::find(req.index_root.as_deref(), spec, hf_blobs);
     let source = Arc::new(HubSource { hub: hub.clone(), spec: spec.clone(), sha: revision.sha.clone() });
     let job = Job {
         source,

@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::base::{Observer, Revision};
 use crate::cache;
@@ -17,9 +16,7 @@ use crate::download::{NarStream, Output, Transfer};
 use crate::error::{Error, Kind, Result};
 use crate::fetch;
 use crate::hub::{self, Hub};
-use crate::retry::Budget;
 use crate::spec::{self, Spec};
-use crate::token;
 use crate::work::{self, Work};
 
 #[cxx::bridge(namespace = "nixhf")]
@@ -136,6 +133,14 @@ mod bridge {
         nar_size: u64,
     }
 
+    /// The defaults of the plugin's settings (hf-connections, …).
+    struct SettingDefaults {
+        connections: u32,
+        stall_timeout: u32,
+        retries: u32,
+        retry_time: u32,
+    }
+
     /// A snapshot to put into a Hugging Face cache (builtins.hfHubCache).
     struct CacheSnapshot {
         key: String,
@@ -165,6 +170,7 @@ mod bridge {
         type Fetch;
 
         fn scheme_name() -> &'static str;
+        fn setting_defaults() -> SettingDefaults;
         fn scheme_description() -> &'static str;
         fn input_attributes() -> Vec<AttrInfo>;
         /// builtins.fetchHuggingFace's string argument as an `hf:` URL.
@@ -219,7 +225,7 @@ mod bridge {
 
 pub use bridge::{
     Attr, AttrInfo, AttrKind, CacheEntry, CacheSnapshot, ErrorKind, Failure, FetchContext, FetchRequest, FetchStarted,
-    FetchedTree, Param, UrlParts,
+    FetchedTree, Param, SettingDefaults, UrlParts,
 };
 
 impl From<Kind> for ErrorKind {
@@ -294,6 +300,16 @@ fn scheme_name() -> &'static str {
     spec::SCHEME
 }
 
+fn setting_defaults() -> SettingDefaults {
+    let d = fetch::DEFAULTS;
+    SettingDefaults {
+        connections: d.connections,
+        stall_timeout: d.stall_timeout,
+        retries: d.retries,
+        retry_time: d.retry_time,
+    }
+}
+
 fn scheme_description() -> &'static str {
     spec::DESCRIPTION
 }
@@ -311,12 +327,7 @@ fn input_attributes() -> Vec<AttrInfo> {
 }
 
 fn primop_url(arg: &str) -> String {
-    let prefix = format!("{}:", spec::SCHEME);
-    if arg.starts_with(&prefix) {
-        arg.to_string()
-    } else {
-        format!("{prefix}{arg}")
-    }
+    spec::url_of_arg(arg)
 }
 
 fn input_from_url(path: &str, query: &Vec<Param>, shown: &str, failure: &mut Failure) -> Vec<Attr> {
@@ -415,15 +426,15 @@ fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch> {
     // which the glue drops when it throws the failure.
     Box::new(guard(failure, || {
         let spec = parse(&req.attrs)?;
-        let endpoint = hub::parse_endpoint(&endpoint(&req.endpoint_setting))?;
-        let tokens = pairs(&req.access_tokens);
-        let hub = Arc::new(Hub::new(hub::Settings {
-            token: token::choose(&endpoint, &tokens, Some(&req.token_file), &|k| std::env::var(k).ok()),
-            endpoint,
-            stall: Duration::from_secs(req.stall_timeout.max(1) as u64),
-            budget: Budget { attempts: req.retries.max(1), time: Duration::from_secs(req.retry_time as u64) },
-            ca_file: Some(&req.ca_file),
-        })?);
+        let hub = fetch::connect(&fetch::Connection {
+            endpoint: &req.endpoint_setting,
+            access_tokens: &pairs(&req.access_tokens),
+            token_file: &req.token_file,
+            stall_timeout: req.stall_timeout,
+            retries: req.retries,
+            retry_time: req.retry_time,
+            ca_file: &req.ca_file,
+        })?;
         let known = match req.known_rev.as_str() {
             "" => None,
             rev => {
@@ -433,6 +444,7 @@ fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch> {
         let partial_root = PathBuf::from(&req.partial_root);
         let request = fetch::Request {
             partial_root: partial_root.clone(),
+            index_root: Some(fetch::index_root(&partial_root)),
             known,
             connections: req.connections as usize,
             output: if req.stream { Output::Stream } else { Output::Tree },
@@ -531,7 +543,7 @@ fn hub_cache_layout(snapshots: &Vec<CacheSnapshot>, failure: &mut Failure) -> Ve
                 path: s.path.clone(),
             })
             .collect();
-        Ok(cache::layout(&snapshots)?
+        Ok(cache::layout(&snapshots, "builtins.hfHubCache")?
             .into_iter()
             .map(|e| match e {
                 cache::Entry::File(path, value) => CacheEntry { path, is_link: false, value },

@@ -11,10 +11,13 @@
 //! 4. `donors` (contents already on this machine) and `download` (the
 //!    transfer engine);
 //! 5. `fetch`: a snapshot, from ref to verified tree;
-//! 6. `ffi`: the bridge to the C++ glue in `cpp/`.
+//! 6. `ffi`: the bridge to the C++ glue in `cpp/`; `cli`: the command-line
+//!    program (with `nixpath`, how Nix names what it makes), for Nix
+//!    without the plugin.
 
 mod base;
 mod cache;
+pub mod cli;
 mod donors;
 mod download;
 mod error;
@@ -22,6 +25,7 @@ mod fetch;
 mod ffi;
 mod hub;
 mod nar;
+mod nixpath;
 mod retry;
 mod select;
 mod spec;

@@ -39,7 +39,9 @@ impl Default for Selection {
 fn refused(shown: &str, attr: &'static str, element: &str, problem: FilterProblem, why: &str) -> Error {
     let message = match problem {
         FilterProblem::EmptyElement => {
-            format!("input '{shown}': '{attr}' has an empty element in '{element}'; separate elements with single commas")
+            format!(
+                "input '{shown}': '{attr}' has an empty element in '{element}'; separate elements with single commas"
+            )
         }
         FilterProblem::NotPlainPath => format!(
             "input '{shown}': '{element}' in '{attr}' is not a plain relative path inside the repo (no leading '/', \
@@ -89,10 +91,16 @@ impl Selection {
     /// The attributes that describe this selection, encoded; empty lists are
     /// left out.
     pub fn to_attrs(&self) -> Vec<(&'static str, String)> {
+        self.lists().into_iter().map(|(n, l)| (n, encode_list(l))).collect()
+    }
+
+    /// The lists by attribute name, sorted and without duplicates; empty
+    /// ones left out.
+    pub fn lists(&self) -> Vec<(&'static str, &[String])> {
         [("include", &self.include), ("exclude", &self.exclude), ("files", &self.files)]
             .into_iter()
             .filter(|(_, l)| !l.is_empty())
-            .map(|(n, l)| (n, encode_list(l)))
+            .map(|(n, l)| (n, l.as_slice()))
             .collect()
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::base::{CommitId, Revision};
+use crate::base::{percent_encode, CommitId, Revision};
 use crate::error::{fail, Result};
 use crate::select::Selection;
 
@@ -207,6 +207,66 @@ impl Spec {
         Spec::from_attrs_shown(&attrs, shown)
     }
 
+    /// Parses an `hf:` URL as Nix splits one before the scheme sees it:
+    /// `hf:`, no authority, each path segment and the query percent-decoded.
+    pub fn parse_url(url: &str) -> Result<Spec> {
+        let Some(rest) = url.strip_prefix(SCHEME).and_then(|r| r.strip_prefix(':')) else {
+            fail!(InvalidInput, "'{url}' is not an hf: URL; write hf:ORG/NAME, hf:ORG/NAME/REF or hf:datasets/ORG/NAME")
+        };
+        if rest.starts_with("//") {
+            fail!(InvalidInput, "URL '{url}' must not have an authority; write hf:ORG/NAME (not hf://ORG/NAME)");
+        }
+        if rest.contains('#') {
+            fail!(
+                InvalidInput,
+                "URL '{url}' has a fragment ('#…'), which hf: URLs do not take; percent-encode '#' as %23"
+            );
+        }
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let segments: Vec<String> = path.split('/').map(decode).collect();
+        // As Nix's decodeQuery: a parameter without '=' is ignored, and of
+        // one given twice the first counts.
+        let mut params = BTreeMap::new();
+        for p in query.split('&') {
+            if let Some((k, v)) = p.split_once('=') {
+                params.entry(decode(k)).or_insert_with(|| decode(v));
+            }
+        }
+        let shown = render_nix_url(&segments, &params);
+        let query: Vec<(String, String)> = params.into_iter().collect();
+        Spec::from_url(&segments.join("/"), &query, &shown)
+    }
+
+    /// Parses attributes given as a JSON object, lists as JSON arrays (what
+    /// `builtins.toJSON` makes of fetchHuggingFace's argument).
+    pub fn from_json(text: &str) -> Result<Spec> {
+        let shown = "the JSON input";
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+            fail!(
+                InvalidInput,
+                "{shown} is not a JSON object of an hf input's attributes ({{\"repo\": \"ORG/NAME\", …}})"
+            )
+        };
+        let mut attrs = Attrs::new();
+        for (name, value) in map {
+            let v = match value {
+                serde_json::Value::String(s) => Value::Str(s),
+                serde_json::Value::Number(n) if n.as_u64().is_some() => Value::Int(n.as_u64().unwrap_or_default()),
+                serde_json::Value::Array(items) => {
+                    let items: Option<Vec<String>> = items.into_iter().map(|i| i.as_str().map(String::from)).collect();
+                    let Some(items) = items else {
+                        fail!(InvalidInput, "{shown}: attribute '{name}' must be a list of strings")
+                    };
+                    Value::Str(crate::select::encode_list(&items))
+                }
+                _ => fail!(InvalidInput, "{shown}: attribute '{name}' must be a string, a list of strings or a number"),
+            };
+            attrs.insert(name, v);
+        }
+        Spec::from_attrs(&attrs)
+    }
+
     /// Parses an attribute set (`fetchTree { type = "hf"; … }`, flake.lock).
     pub fn from_attrs(attrs: &Attrs) -> Result<Spec> {
         let shown = match attrs.get("repo") {
@@ -241,11 +301,7 @@ impl Spec {
             None => Kind::Model,
             Some(k) => match Kind::parse(&k) {
                 Some(k) => k,
-                None => fail!(
-                    InvalidInput,
-                    "input '{shown}' has unknown kind '{k}'; use {}",
-                    Kind::choices()
-                ),
+                None => fail!(InvalidInput, "input '{shown}' has unknown kind '{k}'; use {}", Kind::choices()),
             },
         };
         let reference = string("ref")?;
@@ -340,6 +396,13 @@ impl Spec {
         s
     }
 
+    /// The URL as Nix prints the input (`Input::to_string`).
+    pub fn nix_url(&self) -> String {
+        let (path, query) = self.to_url();
+        let segments: Vec<String> = path.split('/').map(String::from).collect();
+        render_nix_url(&segments, &query.into_iter().collect())
+    }
+
     /// The input once fetched: the commit instead of the ref, and the
     /// commit's date. What the scheme returns and flake.lock records.
     pub fn locked(&self, revision: &Revision) -> Spec {
@@ -428,6 +491,32 @@ fn check_repo_id(repo: &str, shown: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An `hf:` URL as Nix renders a parsed one (`ParsedURL::to_string`), and so
+/// as its messages show it: each path segment percent-encoded but for
+/// unreserved characters and `:@`, the query sorted by name, its names and
+/// values kept also `/?`.
+fn render_nix_url(segments: &[String], query: &BTreeMap<String, String>) -> String {
+    let encode = percent_encode;
+    let path: Vec<String> = segments.iter().map(|seg| encode(seg, b":@")).collect();
+    let mut s = format!("{SCHEME}:{}", path.join("/"));
+    for (i, (k, v)) in query.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(&format!("{}={}", encode(k, b":@/?"), encode(v, b":@/?")));
+    }
+    s
+}
+
+/// An input given as a string, to builtins.fetchHuggingFace or the
+/// program: an `hf:` URL, or a repo id (`org/name`) that stands for one.
+pub fn url_of_arg(arg: &str) -> String {
+    let prefix = format!("{SCHEME}:");
+    if arg.starts_with(&prefix) {
+        arg.to_string()
+    } else {
+        format!("{prefix}{arg}")
+    }
 }
 
 /// A commit as inputs give it: the full id, in either case.
@@ -524,6 +613,34 @@ mod tests {
     }
 
     #[test]
+    fn whole_urls_as_nix_splits_them() {
+        let s = Spec::parse_url("hf:datasets/org/data/refs%2Fconvert%2Fparquet?include=a%2Cb,*.json").unwrap();
+        assert_eq!((s.kind, s.reference.as_deref()), (Kind::Dataset, Some("refs/convert/parquet")));
+        assert_eq!(s.selection.to_attrs(), vec![("include", "*.json,a,b".to_string())]);
+        let err = |u: &str| Spec::parse_url(u).unwrap_err().message;
+        assert!(err("hf://org/name").contains("must not have an authority"));
+        assert!(err("github:org/name").contains("is not an hf: URL"));
+        assert!(err("hf:org/name#x").contains("has a fragment"));
+        let rev = Revision { sha: CommitId::parse(&"4a".repeat(20)).unwrap(), last_modified: 1 };
+        let tiny = Spec::parse_url("hf:nixhf/tiny?include=*.json").unwrap().locked(&rev);
+        // As `nix flake prefetch` prints them (Nix 2.35.2).
+        assert_eq!(tiny.nix_url(), format!("hf:nixhf/tiny/{}?include=%2A.json", rev.sha));
+        let parquet = Spec::parse_url("hf:datasets/org/data/refs%2Fconvert%2Fparquet?files=a b").unwrap();
+        assert_eq!(parquet.nix_url(), "hf:datasets/org/data/refs/convert/parquet?files=a%20b");
+        let j = Spec::from_json(
+            r#"{"repo": "org/name", "kind": "dataset", "include": ["*.json", "a,b"], "lastModified": 7}"#,
+        );
+        let j = j.unwrap();
+        assert_eq!((j.kind, j.last_modified), (Kind::Dataset, Some(7)));
+        assert_eq!(j.selection.to_attrs(), vec![("include", "*.json,a\\,b".to_string())]);
+        assert!(Spec::from_json("[]").unwrap_err().message.contains("is not a JSON object"));
+        assert!(Spec::from_json(r#"{"repo": "org/name", "include": [1]}"#)
+            .unwrap_err()
+            .message
+            .contains("list of strings"));
+    }
+
+    #[test]
     fn malformed_inputs_name_the_problem() {
         let err = |s: &str| url(s).unwrap_err().message;
         assert!(err("org/name?bogus=1").contains("unknown parameter 'bogus'"));
@@ -572,6 +689,8 @@ mod properties {
             if let Ok(spec) = Spec::from_url(&path, &q, "hf:fuzz") {
                 let (p2, q2) = spec.to_url();
                 prop_assert_eq!(Spec::from_url(&p2, &q2, "again").unwrap(), spec.clone());
+                // What the program prints reads back, as Nix reads it, too.
+                prop_assert_eq!(Spec::parse_url(&spec.nix_url()).unwrap(), spec.clone());
                 prop_assert_eq!(Spec::from_attrs(&spec.to_attrs()).unwrap(), spec);
             }
         }

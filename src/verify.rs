@@ -92,7 +92,6 @@ impl<R: Read> HashingReader<R> {
     pub fn finish(self, file: &str, shown: &str) -> Result<()> {
         self.verifier.finish(file, shown)
     }
-
 }
 
 impl<R: Read> Read for HashingReader<R> {

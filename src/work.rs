@@ -147,11 +147,7 @@ impl Work {
 
     /// Runs `f` on a thread of its own and keeps its result, which `Task`
     /// hands over once it is there.
-    pub fn task<T: Send + 'static>(
-        &self,
-        name: &str,
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Task<T> {
+    pub fn task<T: Send + 'static>(&self, name: &str, f: impl FnOnce() -> Result<T> + Send + 'static) -> Task<T> {
         let slot = Arc::new(Mutex::new(None));
         let (out, work) = (slot.clone(), self.clone());
         self.spawn(name, move || {

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PIECES_REPO, PLUGIN, Nix, Standin, files_of, tree_of  # noqa: E402,F401
+from harness import PIECES_REPO, PLUGIN, Bare, Nix, Standin, files_of, tree_of  # noqa: E402,F401
 from standin import fixtures  # noqa: E402
 
 
@@ -33,6 +33,14 @@ def hub(standin):
 @pytest.fixture
 def nix(tmp_path, standin):
     return Nix(str(tmp_path), standin.url)
+
+
+@pytest.fixture
+def bare(tmp_path, standin):
+    """The real nix without the plugin, its store at /nix (harness.Bare)."""
+    b = Bare(str(tmp_path / "bare"), standin.url)
+    yield b
+    b.stop()
 
 
 @pytest.fixture

@@ -36,6 +36,12 @@ def build_name(version):
 # The build of the environment's Nix (dev/nix-env says which it is).
 OWN_BUILD = build_name(os.environ.get("NIX_HF_NIX_VERSION", ""))
 
+# The nix-hf program (README, Without the plugin), as dev/prepare installs it.
+PROGRAM = os.environ.get("NIX_HF_PROGRAM", os.path.join(TOP, "build", "plugin", "bin", "nix-hf"))
+# nix/lib.nix running that program, as the tests call it.
+LIB_NIX = os.path.join(TOP, "nix", "lib.nix")
+ANY_NIX = f'(import {LIB_NIX} {{ programFor = _: "{PROGRAM}"; }})'
+
 
 
 class Standin:
@@ -154,6 +160,41 @@ class Nix:
     def real_path(self, store_path):
         """Where a store path of the test store lives on disk."""
         return self.store + store_path
+
+
+class Bare(Nix):
+    """The real nix without the plugin, as Lix or a teammate's Nix would
+    evaluate, on a store at the real /nix/store (bind-mounted from `root`
+    while it lives) so that builds run unsandboxed and see the program in
+    the build tree. Needs dev/nix-env's private mount namespace."""
+
+    def __init__(self, root, endpoint):
+        super().__init__(root, endpoint)
+        del self.conf["plugin-files"]
+        self.conf["store"] = "local"
+        self.write_conf()
+        os.makedirs(os.path.join(self.store, "nix"), exist_ok=True)
+        os.makedirs("/nix", exist_ok=True)
+        subprocess.run(["mount", "--bind", os.path.join(self.store, "nix"), "/nix"], check=True)
+
+    def build(self, expr, *extra, **kw):
+        """`nix build` of `expr`: its one output path (or the failed process)."""
+        p = self.run("build", "--impure", "--no-link", "--print-out-paths", "--expr", expr, *extra, check=False, **kw)
+        return p.stdout.strip() if p.returncode == 0 else p
+
+    def real_path(self, store_path):
+        return store_path
+
+    def stop(self):
+        subprocess.run(["umount", "/nix"])
+
+
+def program(*args, env=None, check=True, timeout=600):
+    """Runs the nix-hf program: the finished process (stdout, stderr, returncode)."""
+    p = subprocess.run([PROGRAM, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"nix-hf {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+    return p
 
 
 class Daemon:

@@ -146,7 +146,7 @@ def test_flake_show_lists_every_output(nix, flake):
     src, override = flake
     shown = flake_outputs(json.loads(nix.run("flake", "show", "--json", "--all-systems", *override, cwd=src).stdout))
     for system in SYSTEMS:
-        assert set(shown["packages"][system]) == {"default", "nix_2_34", "nix_2_35"}
+        assert set(shown["packages"][system]) == {"default", "cli", "nix_2_34", "nix_2_35"}
         assert set(shown["devShells"][system]) == {"default"}
         assert set(shown["checks"][system]) == {"plugin"} | ({"nixos"} if system.endswith("linux") else set())
     assert "default" in shown["nixosModules"] and "default" in shown["overlays"]
@@ -186,3 +186,15 @@ def test_the_overlay_adds_nix_hf(nix, flake):
                         final = pkgs // overlay final pkgs; in map (b: b.nixVersion) final.nix-hf.builds""",
                   "--impure", *override, cwd=src)
     assert json.loads(out.stdout) == ["2.34.8", "2.35.2"]
+    # And fetchHuggingFace for nixpkgs users, running the program alone
+    # (without the plugin: this nix's plugin is not loaded here).
+    out = nix.run("eval", "--json", ".#overlays.default", "--apply",
+                  f"""overlay: let lib = import {LIB}/lib; pkgs = {STUB_PKGS};
+                        final = pkgs // overlay final pkgs;
+                        drv = final.fetchHuggingFace {{ repo = "org/name"; rev = "{"0" * 40}";
+                                                        narHash = "sha256-{"A" * 43}="; }};
+                      in {{ inherit (drv) builder system; cert = drv.NIX_SSL_CERT_FILE; cli = final.nix-hf-cli.pname; }}""",
+                  "--impure", "--option", "plugin-files", "", *override, cwd=src)
+    drv = json.loads(out.stdout)
+    assert drv["builder"].endswith("-nix-hf-cli-0.1.0/bin/nix-hf") and drv["system"] == "x86_64-linux", drv
+    assert drv["cert"].endswith("-cacert/etc/ssl/certs/ca-bundle.crt") and drv["cli"] == "nix-hf-cli"

@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::base::{CommitId, FileEntry, Revision, DEFAULT_ENDPOINT};
+use crate::base::{percent_encode, CommitId, FileEntry, Revision, DEFAULT_ENDPOINT};
 use crate::error::{fail, Error, Kind, Result};
 use crate::retry::{self, Attempt, Budget, RealClock};
 use crate::spec::Spec;
@@ -48,15 +48,7 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Url> {
 /// Percent-encodes everything but unreserved characters (and `/` when
 /// `keep_slash`): revisions travel as one segment, file paths keep theirs.
 pub fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encode(s, if keep_slash { b"/" } else { b"" })
 }
 
 /// How a fetch talks to the Hub.
@@ -243,14 +235,7 @@ impl Hub {
 
     /// An API call under the retry runner; `asked` describes it for the
     /// message should the budget run out.
-    fn api(
-        &self,
-        url: &str,
-        spec: &Spec,
-        what: &str,
-        asked: &str,
-        work: &Work,
-    ) -> Result<(Vec<u8>, Option<String>)> {
+    fn api(&self, url: &str, spec: &Spec, what: &str, asked: &str, work: &Work) -> Result<(Vec<u8>, Option<String>)> {
         retry::run(self.budget, &|| format!("'{}' ({asked})", spec.display()), &self.clock, work, |_| {
             self.api_attempt(url, spec, what)
         })
@@ -335,11 +320,20 @@ impl Hub {
         let mut headers = HeaderMap::new();
         headers.insert("Accept-Encoding", "identity".parse().expect("a valid header"));
         headers.insert(RANGE, format!("bytes={start}-{}", end - 1).parse().expect("a valid header"));
-        self.follow(Method::GET, url, &headers).and_then(|(url, resp)| self.ranged_answer(&url, resp, start, end, spec, path))
+        self.follow(Method::GET, url, &headers)
+            .and_then(|(url, resp)| self.ranged_answer(&url, resp, start, end, spec, path))
     }
 
     /// What a ranged request's final answer means.
-    fn ranged_answer(&self, url: &Url, resp: Response, start: u64, end: u64, spec: &Spec, path: &str) -> Attempt<Ranged> {
+    fn ranged_answer(
+        &self,
+        url: &Url,
+        resp: Response,
+        start: u64,
+        end: u64,
+        spec: &Spec,
+        path: &str,
+    ) -> Attempt<Ranged> {
         if let Some(again) = self.transient(url, &resp) {
             return again;
         }

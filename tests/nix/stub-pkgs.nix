@@ -112,7 +112,9 @@ let
     rustPlatform = {
       importCargoLock = { lockFile }: fake "cargo-vendor" { lock = builtins.readFile lockFile; };
       cargoSetupHook = tool "cargo-setup-hook";
+      buildRustPackage = mkDerivation;
     };
+    cacert = tool "cacert";
     nix = mkNix "nix" "2.34.8";
     nixVersions = {
       nix_2_34 = mkNix "nix" "2.34.8";
