@@ -53,10 +53,13 @@
         final: prev:
         let
           scope = final.callPackage ./nix/packages.nix { };
+          # A fetch runs on the build platform (a fixed-output derivation's
+          # result is the same for every host), so cross sets take the
+          # program and certificates built for it.
           forPkgs = import ./nix/lib.nix {
-            programFor = _: lib.getExe scope.cli;
-            caFileFor = _: "${final.cacert}/etc/ssl/certs/ca-bundle.crt";
-            inherit (final.stdenv.hostPlatform) system;
+            programFor = _: lib.getExe (final.buildPackages.callPackage ./nix/packages.nix { }).cli;
+            caFileFor = _: "${final.buildPackages.cacert}/etc/ssl/certs/ca-bundle.crt";
+            inherit (final.stdenv.buildPlatform) system;
           };
         in
         {

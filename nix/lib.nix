@@ -36,6 +36,7 @@ let
     isString
     mapAttrs
     removeAttrs
+    replaceStrings
     stringLength
     substring
     toJSON
@@ -113,6 +114,20 @@ let
       (pad 2 (secs - secs / 60 * 60))
     ];
 
+  # As the plugin gives them: a lowercase commit, an SRI hash (where this
+  # Nix can convert one; the store path is the same either way).
+  lower = replaceStrings [ "A" "B" "C" "D" "E" "F" ] [ "a" "b" "c" "d" "e" "f" ];
+  sri =
+    hash:
+    if builtins ? convertHash then
+      builtins.convertHash {
+        inherit hash;
+        hashAlgo = "sha256";
+        toHashFormat = "sri";
+      }
+    else
+      hash;
+
   fail = repo: msg: throw "fetchHuggingFace '${repo}' (without the nix-hf plugin): ${msg}";
 
   # The fixed-output derivation. It needs what pure evaluation needs of the
@@ -143,7 +158,9 @@ let
           builder = program;
           # The program checks the input as the plugin would; the hash is
           # Nix's to check, so a mismatch reads as Nix's own and leaves no path.
+          # --nix-build: the program is a builder, writing $out in place.
           args = [
+            "--nix-build"
             "fetch"
             (toJSON (removeAttrs checked [
               "narHash"
@@ -158,11 +175,15 @@ let
         }
         // (if caFile == null then { } else { NIX_SSL_CERT_FILE = caFile; })
       );
+      rev = lower args.rev;
     in
-    drv
+    # Strict: a refused call fails where it is made, not where the path
+    # is first built.
+    builtins.seq checked drv
     // {
-      inherit (args) rev narHash;
-      shortRev = substring 0 7 args.rev;
+      inherit rev;
+      narHash = sri args.narHash;
+      shortRev = substring 0 7 rev;
     }
     // (
       if args ? lastModified then
@@ -242,7 +263,12 @@ let
     snapshots:
     let
       all = snapshotsOf snapshots;
-      system' = systemOf { } "hfHubCache";
+      # Built where the snapshots are (a fallback fetch names its system),
+      # so pure evaluation needs no currentSystem.
+      systems = filter (s: s != null) (
+        map (t: (t.snapshot or t).system or null) (concatLists (map (v: if isList v then v else [ v ]) (builtins.attrValues snapshots)))
+      );
+      system' = if systems != [ ] then builtins.head systems else systemOf { } "hfHubCache";
     in
     if builtins ? hfHubCache && builtins.all (s: existing s.path) all then
       builtins.hfHubCache snapshots
@@ -252,6 +278,7 @@ let
         system = system';
         builder = programFor system';
         args = [
+          "--nix-build"
           "hub-cache"
           (toJSON all)
         ];

@@ -14,7 +14,9 @@ use crate::base::CommitId;
 use crate::error::{fail, Result};
 use crate::spec::{check_ref, Spec};
 
-/// One snapshot to put in the cache.
+/// One snapshot to put in the cache (lib.hubCache gives them as JSON).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// The repo as a user names it: `ORG/NAME`, `datasets/ORG/NAME`, …
     pub key: String,

@@ -43,8 +43,9 @@ pub const DEFAULTS: Defaults = Defaults { connections: 8, stall_timeout: 30, ret
 pub struct Connection<'a> {
     /// hf-endpoint (or --endpoint); empty: HF_ENDPOINT, else the Hub.
     pub endpoint: &'a str,
-    /// Nix's access-tokens (host, token); the program has none.
-    pub access_tokens: &'a [(String, String)],
+    /// Nix's access-tokens (host, token); None for the program, which has
+    /// no such setting (and so says another way to send a token).
+    pub access_tokens: Option<&'a [(String, String)]>,
     /// hf-token-file (or --token-file); empty when unset.
     pub token_file: &'a str,
     pub stall_timeout: u32,

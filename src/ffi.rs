@@ -428,7 +428,7 @@ fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch> {
         let spec = parse(&req.attrs)?;
         let hub = fetch::connect(&fetch::Connection {
             endpoint: &req.endpoint_setting,
-            access_tokens: &pairs(&req.access_tokens),
+            access_tokens: Some(&pairs(&req.access_tokens)),
             token_file: &req.token_file,
             stall_timeout: req.stall_timeout,
             retries: req.retries,

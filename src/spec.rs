@@ -260,7 +260,10 @@ impl Spec {
                     };
                     Value::Str(crate::select::encode_list(&items))
                 }
-                _ => fail!(InvalidInput, "{shown}: attribute '{name}' must be a string, a list of strings or a number"),
+                _ => fail!(
+                    InvalidInput,
+                    "{shown}: attribute '{name}' must be a string, a list of strings or a non-negative integer"
+                ),
             };
             attrs.insert(name, v);
         }

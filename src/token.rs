@@ -70,14 +70,14 @@ pub fn host_key(endpoint: &Url) -> String {
 /// flake's nixConfig can set, gets none of them.
 pub fn choose(
     endpoint: &Url,
-    access_tokens: &[(String, String)],
+    access_tokens: Option<&[(String, String)]>,
     token_file: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Choice {
     let host = host_key(endpoint);
     let bare_host = endpoint.host_str().unwrap_or_default();
     for key in [host.as_str(), bare_host] {
-        if let Some((_, t)) = access_tokens.iter().find(|(h, _)| h == key) {
+        if let Some((_, t)) = access_tokens.unwrap_or_default().iter().find(|(h, _)| h == key) {
             if let Some(t) = Token::new(t, &format!("access-tokens entry for {key}")) {
                 return Choice { token: Some(t), withheld: None };
             }
@@ -100,11 +100,17 @@ pub fn choose(
         return Choice { token: Some(token), withheld: None };
     }
     let shown = endpoint.as_str().trim_end_matches('/');
+    // The plugin has Nix's access-tokens to send one on purpose; the
+    // program (no nix.conf) has the user's own HF_ENDPOINT.
+    let remedy = match access_tokens {
+        Some(_) => format!("add 'access-tokens = {host}=hf_…' to nix.conf"),
+        None => format!("set HF_ENDPOINT={shown}"),
+    };
     Choice {
         token: None,
         withheld: Some(format!(
             "the token from {} was not sent to {shown}, since tokens that name no host go only to huggingface.co \
-             and to the Hub HF_ENDPOINT names; to use a token there, add 'access-tokens = {host}=hf_…' to nix.conf",
+             and to the Hub HF_ENDPOINT names; to use a token there, {remedy}",
             token.source
         )),
     }
@@ -166,16 +172,16 @@ mod tests {
         let hub = url("https://huggingface.co");
         let tokens = vec![("huggingface.co".to_string(), "hf_nix".to_string())];
         let env = with(&[("HF_TOKEN", "hf_env"), ("HF_HOME", &home)]);
-        assert_eq!(choose(&hub, &tokens, None, &env).token.unwrap().value(), "hf_nix");
-        assert_eq!(choose(&hub, &[], None, &env).token.unwrap().value(), "hf_env");
+        assert_eq!(choose(&hub, Some(&tokens), None, &env).token.unwrap().value(), "hf_nix");
+        assert_eq!(choose(&hub, Some(&[]), None, &env).token.unwrap().value(), "hf_env");
         let env = with(&[("HUGGING_FACE_HUB_TOKEN", "hf_old"), ("HF_HOME", &home)]);
-        assert_eq!(choose(&hub, &[], None, &env).token.unwrap().value(), "hf_old");
+        assert_eq!(choose(&hub, Some(&[]), None, &env).token.unwrap().value(), "hf_old");
         let env = with(&[("HF_HOME", &home)]);
-        let t = choose(&hub, &[], None, &env).token.unwrap();
+        let t = choose(&hub, Some(&[]), None, &env).token.unwrap();
         assert_eq!(t.value(), "hf_fromfile");
         assert!(!format!("{t:?}").contains("hf_fromfile"), "Debug must not show the token");
         let env = with(&[("HF_HOME", &home), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"), ("HF_TOKEN", "x")]);
-        assert!(choose(&hub, &[], None, &env).token.is_none());
+        assert!(choose(&hub, Some(&[]), None, &env).token.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -183,20 +189,33 @@ mod tests {
     fn implicit_tokens_go_only_to_huggingface_co_and_hf_endpoint() {
         let mirror = url("http://127.0.0.1:8080");
         let env = with(&[("HF_TOKEN", "hf_env"), ("HF_ENDPOINT", "http://127.0.0.1:8080/")]);
-        assert_eq!(choose(&mirror, &[], None, &env).token.unwrap().value(), "hf_env", "the user's own HF_ENDPOINT");
+        assert_eq!(
+            choose(&mirror, Some(&[]), None, &env).token.unwrap().value(),
+            "hf_env",
+            "the user's own HF_ENDPOINT"
+        );
         let other = url("https://evil.example");
-        let c = choose(&other, &[], None, &env);
+        let c = choose(&other, Some(&[]), None, &env);
         assert!(c.token.is_none(), "an endpoint the environment does not name gets no implicit token");
         let note = c.withheld.unwrap();
         assert!(note.contains("from HF_TOKEN was not sent to https://evil.example") && !note.contains("hf_env"));
         assert!(note.contains("tokens that name no host go only to huggingface.co"));
         assert!(note.contains("access-tokens = evil.example=hf_…"), "{note}");
+        let program = choose(&other, None, None, &env).withheld.unwrap();
+        assert!(program.ends_with("to use a token there, set HF_ENDPOINT=https://evil.example"), "{program}");
         let tokens = vec![("evil.example".to_string(), "hf_theirs".to_string())];
-        assert_eq!(choose(&other, &tokens, None, &env).token.unwrap().value(), "hf_theirs", "an entry names its host");
+        assert_eq!(
+            choose(&other, Some(&tokens), None, &env).token.unwrap().value(),
+            "hf_theirs",
+            "an entry names its host"
+        );
         let env = with(&[("HF_TOKEN", "hf_env")]);
-        assert!(choose(&url("https://huggingface.co"), &[], None, &env).token.is_some());
-        assert!(choose(&url("http://huggingface.co"), &[], None, &env).token.is_none(), "not over plain http");
-        assert!(choose(&mirror, &[], None, &with(&[])).withheld.is_none(), "nothing withheld when there is no token");
+        assert!(choose(&url("https://huggingface.co"), None, None, &env).token.is_some());
+        assert!(choose(&url("http://huggingface.co"), None, None, &env).token.is_none(), "not over plain http");
+        assert!(
+            choose(&mirror, Some(&[]), None, &with(&[])).withheld.is_none(),
+            "nothing withheld when there is no token"
+        );
     }
 
     #[test]
@@ -208,16 +227,16 @@ mod tests {
         let f = file.to_str().unwrap();
         let hub = url("https://huggingface.co");
         let env = with(&[("HF_TOKEN", "hf_env")]);
-        let t = choose(&hub, &[], Some(f), &env).token.unwrap();
+        let t = choose(&hub, Some(&[]), Some(f), &env).token.unwrap();
         assert_eq!((t.value(), t.source.as_str()), ("hf_fromsecret", format!("{f} (hf-token-file)").as_str()));
         let tokens = vec![("huggingface.co".to_string(), "hf_nix".to_string())];
-        assert_eq!(choose(&hub, &tokens, Some(f), &env).token.unwrap().value(), "hf_nix", "access-tokens first");
-        let c = choose(&url("https://evil.example"), &[], Some(f), &env);
+        assert_eq!(choose(&hub, Some(&tokens), Some(f), &env).token.unwrap().value(), "hf_nix", "access-tokens first");
+        let c = choose(&url("https://evil.example"), Some(&[]), Some(f), &env);
         assert!(
             c.token.is_none() && c.withheld.unwrap().contains("(hf-token-file) was not sent to https://evil.example")
         );
         let missing = dir.join("missing");
-        let c = choose(&hub, &[], Some(missing.to_str().unwrap()), &with(&[("USER", "alice")]));
+        let c = choose(&hub, Some(&[]), Some(missing.to_str().unwrap()), &with(&[("USER", "alice")]));
         assert!(c.token.is_none());
         assert!(c.withheld.unwrap().contains("(hf-token-file) cannot be read by alice"));
         std::fs::remove_dir_all(&dir).unwrap();

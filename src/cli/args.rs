@@ -75,6 +75,11 @@ pub struct Global {
     /// Name each file as its download begins
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Run as the builder of nix-hf's derivations (lib.fetchHuggingFace, lib.hubCache): OUT is
+    /// $out, written in place
+    #[arg(long, global = true)]
+    pub nix_build: bool,
 }
 
 #[derive(Subcommand)]
@@ -93,7 +98,7 @@ pub enum Command {
     Fetch {
         /// An hf: URL, or a JSON object of fetchHuggingFace's attributes
         source: String,
-        /// The directory to make [default: $out, in a Nix build]
+        /// The directory to make [default: $out, with --nix-build]
         out: Option<PathBuf>,
         /// The NAR hash the snapshot must have (sha256-…); nothing is made at OUT otherwise
         #[arg(long, value_name = "HASH")]
@@ -113,7 +118,7 @@ pub enum Command {
         /// A JSON list of snapshots: [{"key": "ORG/NAME", "rev": "<commit>", "refs": ["main"],
         /// "path": "/nix/store/…-source"}, …]
         snapshots: String,
-        /// The directory to make [default: $out, in a Nix build]
+        /// The directory to make [default: $out, with --nix-build]
         out: Option<PathBuf>,
     },
 }

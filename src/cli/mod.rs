@@ -25,12 +25,21 @@ use crate::work;
 
 /// Runs the program; returns its exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors end as every other error does (1), not with clap's 2;
+        // --help and --version are not errors.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
     terminal::exit_on_signals();
+    let nix_build = cli.global.nix_build;
     match work::guarded(|| run(cli)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {}", explained(&e));
+            eprintln!("error: {}", explained(&e, nix_build));
             exit_status(e.kind)
         }
     }
@@ -46,12 +55,12 @@ fn exit_status(kind: Kind) -> i32 {
 
 /// A Nix build sees none of the user's environment: say so where that is
 /// the likely cause.
-fn explained(e: &Error) -> String {
-    if e.kind == Kind::AccessDenied && std::env::var_os("NIX_BUILD_TOP").is_some() {
+fn explained(e: &Error, nix_build: bool) -> String {
+    if e.kind == Kind::AccessDenied && nix_build {
         format!(
-            "{}\n(this ran as a Nix build, which sees only HF_TOKEN and HF_ENDPOINT from the environment of the \
-             process that builds: the nix-daemon's in a multi-user install; see nix-hf's README, Gated repos \
-             without the plugin)",
+            "{}\n(this ran as a Nix build, which sees only the variables fetchHuggingFace passes (HF_TOKEN, \
+             HF_ENDPOINT, HF_HOME, …), from the environment of the process that builds: the nix-daemon's in a \
+             multi-user install; see nix-hf's README, Gated repos without the plugin)",
             e.message
         )
     } else {
@@ -67,7 +76,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pin { action: PinAction::Add { url, name, file } } => pin_add(g, &url, name, &file),
         Command::Pin { action: PinAction::Update { names, file } } => pin_update(g, &names, &file),
         Command::Pin { action: PinAction::Remove { names, file } } => pin_remove(&names, &file),
-        Command::HubCache { snapshots, out } => hub_cache(&snapshots, out),
+        Command::HubCache { snapshots, out } => hub_cache(&snapshots, out_dir(out, g.nix_build)?),
     }
 }
 
@@ -83,30 +92,37 @@ fn parse_source(s: &str) -> Result<Spec> {
     }
 }
 
-/// OUT, or in a Nix build the derivation's output.
-fn out_dir(out: Option<PathBuf>) -> Result<PathBuf> {
-    match out.or_else(|| std::env::var_os("out").map(PathBuf::from)) {
+/// OUT, or as a derivation's builder its output.
+fn out_dir(out: Option<PathBuf>, nix_build: bool) -> Result<PathBuf> {
+    let from_build = || std::env::var_os("out").filter(|_| nix_build).map(PathBuf::from);
+    match out.or_else(from_build) {
         Some(o) => Ok(o),
-        None => fail!(InvalidInput, "no OUT given: name the directory to make (a Nix build's $out is taken when set)"),
+        None if nix_build => fail!(InvalidInput, "no OUT given and $out is not set, as a Nix build sets it"),
+        None => fail!(InvalidInput, "no OUT given: name the directory to make"),
     }
 }
 
 /// The NAR hash a fetch must end with: `--nar-hash`, or the input's own
 /// narHash; both must agree.
 fn expected_hash(spec: &Spec, given: Option<String>) -> Result<Option<[u8; 32]>> {
-    let hash = match (given, &spec.nar_hash) {
-        (Some(a), Some(b)) if a != *b => {
-            fail!(InvalidInput, "--nar-hash {a} and the narHash {b} of '{}' differ; give one", spec.display())
-        }
-        (a, b) => a.or(b.clone()),
-    };
-    hash.map(|h| match nixpath::parse_sri(&h) {
+    let parse = |h: &str| match nixpath::parse_sri(h) {
         Some(sha) => Ok(sha),
         None => {
             fail!(InvalidInput, "'{h}' is not a NAR hash as Nix writes it: give sha256-… (SRI), as flake.lock has it")
         }
-    })
-    .transpose()
+    };
+    let given = given.as_deref().map(parse).transpose()?;
+    let own = spec.nar_hash.as_deref().map(parse).transpose()?;
+    match (given, own) {
+        (Some(a), Some(b)) if a != b => fail!(
+            InvalidInput,
+            "--nar-hash {} and the narHash {} of '{}' differ; give one",
+            nixpath::sri(&a),
+            nixpath::sri(&b),
+            spec.display()
+        ),
+        (a, b) => Ok(a.or(b)),
+    }
 }
 
 /// The plugin's message for a snapshot that is not the one pinned.
@@ -204,8 +220,8 @@ fn fetch(g: &Global, source: &str, out: Option<PathBuf>, nar_hash: Option<String
     // inside it, so that no byte is copied from the build's temporary
     // directory (another file system, often) into the store. Nix removes
     // the output of a build that fails, and starts the next afresh anyway.
-    let in_build = out.is_none() && g.cache_dir.is_none() && std::env::var_os("NIX_BUILD_TOP").is_some();
-    let out = out_dir(out)?;
+    let in_build = g.nix_build && g.cache_dir.is_none();
+    let out = out_dir(out, g.nix_build)?;
     check_out(&out)?;
     let fetcher = Fetcher::new(g)?;
     let inside = out.join(IN_OUTPUT);
@@ -319,24 +335,12 @@ fn pin_remove(names: &[String], file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A snapshot as lib.hubCache passes it.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CacheArg {
-    key: String,
-    rev: String,
-    refs: Vec<String>,
-    path: String,
-}
-
-fn hub_cache(snapshots: &str, out: Option<PathBuf>) -> Result<()> {
-    let given: Vec<CacheArg> = serde_json::from_str(snapshots).map_err(|e| {
+/// Lays out the cache lib.hubCache asks for at OUT.
+fn hub_cache(snapshots: &str, out: PathBuf) -> Result<()> {
+    let snapshots: Vec<cache::Snapshot> = serde_json::from_str(snapshots).map_err(|e| {
         Error::new(Kind::InvalidInput, format!("the snapshots are not a JSON list of {{key, rev, refs, path}}: {e}"))
     })?;
-    let snapshots: Vec<cache::Snapshot> =
-        given.into_iter().map(|s| cache::Snapshot { key: s.key, rev: s.rev, refs: s.refs, path: s.path }).collect();
     let entries = cache::layout(&snapshots, "lib.hubCache")?;
-    let out = out_dir(out)?;
     check_out(&out)?;
     std::fs::create_dir(&out).map_err(|e| Error::io("create", &out, e))?;
     for e in entries {
@@ -412,8 +416,12 @@ mod tests {
     fn hashes_are_checked_before_anything_is_fetched() {
         let spec = parse_source("hf:org/name?narHash=sha256-PQbbY78jCzZIxHcaozP%2BPH5D2DAsUNT1aUPK6NDlink%3D").unwrap();
         assert!(expected_hash(&spec, None).unwrap().is_some());
+        let same = expected_hash(&spec, Some("sha256-PQbbY78jCzZIxHcaozP+PH5D2DAsUNT1aUPK6NDlink=".into()));
+        assert_eq!(same.unwrap(), expected_hash(&spec, None).unwrap());
+        let e = expected_hash(&spec, Some(nixpath::sri(&[0; 32]))).unwrap_err();
+        assert!(e.message.contains("differ; give one"), "{}", e.message);
         let e = expected_hash(&spec, Some("sha256-other".into())).unwrap_err();
-        assert!(e.message.contains("differ; give one"));
+        assert!(e.message.contains("'sha256-other' is not a NAR hash"), "{}", e.message);
         let e = expected_hash(&parse_source("org/name").unwrap(), Some("abc".into())).unwrap_err();
         assert_eq!(e.kind, Kind::InvalidInput);
         assert!(e.message.contains("'abc' is not a NAR hash"));

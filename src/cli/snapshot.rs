@@ -44,7 +44,7 @@ impl Fetcher {
     pub fn new(g: &Global) -> Result<Fetcher> {
         let hub = fetch::connect(&fetch::Connection {
             endpoint: g.endpoint.as_deref().unwrap_or(""),
-            access_tokens: &[],
+            access_tokens: None,
             token_file: g.token_file.as_deref().unwrap_or(""),
             stall_timeout: g.stall_timeout,
             retries: g.retries,
@@ -130,8 +130,14 @@ impl Fetched {
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 let staging = staging_for(out);
                 let _ = fs::remove_dir_all(&staging);
-                copy_tree(&self.tree, &staging)?;
-                fs::rename(&staging, out).map_err(|e| Error::io("move the snapshot to", out, e))?;
+                let copied = copy_tree(&self.tree, &staging)
+                    .and_then(|()| fs::rename(&staging, out).map_err(|e| Error::io("move the snapshot to", out, e)));
+                if let Err(e) = copied {
+                    // Nothing of a copy that failed (a full disk) stays
+                    // beside OUT; the verified tree stays for the next try.
+                    let _ = fs::remove_dir_all(&staging);
+                    return Err(e);
+                }
             }
             Err(e) => return Err(Error::io("move the snapshot to", out, e)),
         }

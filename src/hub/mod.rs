@@ -40,7 +40,8 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Url> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
         _ => fail!(
             InvalidInput,
-            "the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting"
+            "the Hugging Face endpoint '{endpoint}' is not an http(s) URL; fix HF_ENDPOINT or the hf-endpoint setting \
+             (nix-hf's --endpoint)"
         ),
     }
 }

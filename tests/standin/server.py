@@ -39,6 +39,10 @@ class Hub:
         self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000}
         self.faults = []
         self.log = []
+        # Bumped by each clear of the log: a request is logged only if no
+        # clear came since it began, so that one a killed client left
+        # behind cannot count towards what a test measures next.
+        self.log_epoch = 0
         self.log_file = None
         self.lfs_blobs = {}  # sha256 -> blob, filled as LFS files are resolved
         self.hub_url = self.cdn_url = None
@@ -61,9 +65,10 @@ class Hub:
                 return dict(f)
         return None
 
-    def record(self, entry):
+    def record(self, entry, epoch):
         with self.lock:
-            self.log.append(entry)
+            if epoch == self.log_epoch:
+                self.log.append(entry)
             if self.log_file:
                 self.log_file.write(json.dumps(entry) + "\n")
                 self.log_file.flush()
@@ -115,6 +120,7 @@ class Handler(BaseHTTPRequestHandler):
         self.want_body = body
         self.status_sent = None
         self.bytes_sent = 0
+        epoch = self.hub.log_epoch
         admin = raw_path.startswith("/_standin/")
         try:
             if admin and self.server.role == "hub":
@@ -133,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
                     "server": self.server.role, "method": self.command, "path": self.path,
                     "status": self.status_sent, "auth": "Authorization" in self.headers,
                     "range": self.headers.get("Range"), "bytes": self.bytes_sent, "time": time.time(),
-                })
+                }, epoch)
 
     def reply(self, status, headers=(), payload=b""):
         self.status_sent = status
@@ -485,6 +491,7 @@ class Handler(BaseHTTPRequestHandler):
             with hub.lock:
                 if self.command == "DELETE":
                     hub.log = []
+                    hub.log_epoch += 1
                 return self.reply_json(hub.log)
         if what == "commit" and self.command == "POST":
             repo = hub.find(data.get("kind", "model"), data["repo"])
