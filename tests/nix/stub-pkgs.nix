@@ -70,9 +70,12 @@ let
   pkgs = {
     inherit lib system;
     callPackage = lib.callPackageWith pkgs;
+    # Not cross: the build platform's packages are these.
+    buildPackages = pkgs;
     stdenv = {
       inherit mkDerivation;
       hostPlatform = lib.systems.elaborate system;
+      buildPlatform = lib.systems.elaborate system;
     };
     runCommand =
       name: env: script:
