@@ -193,12 +193,14 @@ def main():
     a = ap.parse_args()
     shard, small_shard, daemon_shard = ("32MiB", "8MiB", "16MiB") if a.small else ("2GiB", "512MiB", "1GiB")
     runs = 1 if a.small else 3
+    small_count = 300 if a.small else 2345
     work = a.work or tempfile.mkdtemp(prefix="nix-hf-bench.")
     os.makedirs(work, exist_ok=True)
     os.makedirs(os.path.join(work, "standin"), exist_ok=True)
     hub = Standin(os.path.join(work, "standin"),
                   ["--synthetic", f"nixhf/bench=2x{shard}", "--synthetic", f"nixhf/bench1g=2x{small_shard}",
-                   "--synthetic", f"nixhf/bench2g=2x{daemon_shard}"])
+                   "--synthetic", f"nixhf/bench2g=2x{daemon_shard}",
+                   "--small-files", f"nixhf/small-files={small_count}"])
     shards = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
     rows = []
     try:
@@ -333,6 +335,29 @@ def main():
             goal = {"local": "1.0", "fresh": "2 (a resumable copy)", "locked": "<= 1.1", "hf": "-"}[k]
             rows.append((f"   disk written / snapshot, {name}", f"{med[k][1] / snapshot:.2f}",
                          f"peak disk / snapshot {med[k][2] / snapshot:.2f}", med[k][1] / snapshot, goal))
+
+        # 8. thousands of small files from a far Hub: the stand-in waits 50 ms
+        # before every answer. nix-hf (one git pack), the same with the git
+        # endpoint off (a request per file), and huggingface_hub; requests
+        # as the stand-in counted them.
+        hub.settings(latency=0.05, cdn_rate=0)
+        far = {}
+        for name, git in (("pack", True), ("each", False)):
+            hub.settings(git=git)
+            n8 = fresh_nix(os.path.join(work, "n8"), hub)
+            hub.clear_log()
+            far[name] = (nix_fetch(n8, "hf:nixhf/small-files")[0], len(hub.requests()))
+            shutil.rmtree(os.path.join(work, "n8"), ignore_errors=True)
+        hub.settings(git=True)
+        hub.clear_log()
+        far["hf"] = (hf_fetch(hub, "nixhf/small-files", os.path.join(work, "hf8")), len(hub.requests()))
+        shutil.rmtree(os.path.join(work, "hf8"), ignore_errors=True)
+        hub.settings(latency=0)
+        rows.append((f"8. {small_count} small files, 50 ms per answer", f"{far['pack'][0]:.2f} s, {far['pack'][1]} requests",
+                     f"hf_hub {far['hf'][0]:.2f} s, {far['hf'][1]} requests", far["pack"][0] / far["hf"][0],
+                     "<= 3 s, <= 10 requests"))
+        rows.append(("   the same, git endpoint off (a request each)", f"{far['each'][0]:.2f} s, {far['each'][1]} requests",
+                     f"hf_hub {far['hf'][0]:.2f} s", far["each"][0] / far["hf"][0], "-"))
     finally:
         hub.stop()
         if not a.work:

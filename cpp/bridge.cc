@@ -33,6 +33,11 @@ void FetchContext::file_started(rust::Str path, uint64_t size) const noexcept
     guarded([&] { showFile(std::string_view(path.data(), path.size()), size); });
 }
 
+void FetchContext::note(rust::Str message) const noexcept
+{
+    guarded([&] { showNote(std::string_view(message.data(), message.size())); });
+}
+
 void FetchContext::rethrow() const
 {
     if (thrown)

@@ -81,6 +81,11 @@ protected:
     {
         printMsg(lvlTalkative, "fetching '%s' (%d bytes)", path, size);
     }
+
+    void showNote(std::string_view message) const override
+    {
+        printMsg(lvlTalkative, "%s", message);
+    }
 };
 
 // A fetcher-cache key from the fields the core chose.

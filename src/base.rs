@@ -90,6 +90,8 @@ pub trait Observer {
     fn progress(&self, done: u64, expected: u64);
     /// A file download begins (shown with -v).
     fn file(&self, path: &str, size: u64);
+    /// How the fetch goes about it (shown with -v).
+    fn note(&self, message: &str);
 }
 
 /// Percent-encodes every byte of `s` but unreserved characters (RFC 3986:

@@ -77,6 +77,11 @@ impl Donors {
         Donors { store, hf_blobs }
     }
 
+    /// Whether this content is on this machine (unchecked, for planning).
+    pub fn has(&self, digest: &Digest, size: u64) -> bool {
+        self.in_store(digest, size).is_some() || self.hf_blob(digest, size).is_some()
+    }
+
     /// A file of an earlier snapshot in the store with this content.
     fn in_store(&self, digest: &Digest, size: u64) -> Option<&PathBuf> {
         self.store.get(&content_key(digest, size)).filter(|src| fs::metadata(src).is_ok_and(|m| m.len() == size))

@@ -10,6 +10,7 @@
 //! and reports (`Work::pump`), so that Ctrl-C ends a fetch at once in every
 //! phase, even while an answer from the Hub is awaited.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::donors::{self, Donors, Manifest};
 use crate::download::{self, HubSource, Job, Output, Transfer};
 use crate::error::{fail, Error, Kind, Result};
 use crate::hub::{self, Hub};
+use crate::regular;
 use crate::retry::{Budget, RealClock};
 use crate::spec::Spec;
 use crate::token;
@@ -112,6 +114,8 @@ struct Planned {
     lock: File,
     job: Job,
     prepared: download::Prepared,
+    /// What to say at -v once planned (how the regular files come).
+    notes: Vec<String>,
 }
 
 /// Starts fetching the snapshot `req` asks for, as threads of `work`,
@@ -123,7 +127,10 @@ pub fn start(hub: Arc<Hub>, req: Request, work: &Work, obs: &dyn Observer) -> Re
         work.clone().task("hf-plan", move || plan(&hub, &req, &work))
     };
     work.pump(obs, &|| !planning.pending(), &|| false, &|_| {})?;
-    let Planned { revision, wanted, dir, lock, job, prepared } = planning.take().expect("the plan is there");
+    let Planned { revision, wanted, dir, lock, job, prepared, notes } = planning.take().expect("the plan is there");
+    for n in &notes {
+        obs.note(n);
+    }
     let (nar_size, reused_bytes) = (prepared.nar_size(), prepared.reused_bytes());
     let transfer = download::start(job, prepared, work);
     let started = Started {
@@ -159,20 +166,36 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
         (None, None) => hub.revision(spec, spec.reference.as_deref(), work)?,
     };
     let listing = hub.list(spec, &revision.sha, work)?;
-    let wanted = select(spec, &revision, listing)?;
+    let wanted = select(spec, &revision, listing.clone())?;
     let dir = req.partial_root.join(partial_name(spec, &revision.sha));
     fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let lock = lock_dir(&dir)?;
     let hf_blobs = donors::hf_blobs_dir(spec, &|k| std::env::var(k).ok());
     let donors = Donors::find(req.index_root.as_deref(), spec, hf_blobs);
-    let source = Arc::new(HubSource { hub: hub.clone(), spec: spec.clone(), sha: revision.sha.clone() });
+    let here: BTreeSet<String> =
+        wanted.iter().filter(|f| donors.has(&f.digest, f.size)).map(FileEntry::content_key).collect();
+    let (reuse, outcome) = regular::fetch(
+        hub,
+        spec,
+        &revision.sha,
+        &listing,
+        &wanted,
+        Box::new(donors),
+        &|f| here.contains(&f.content_key()),
+        &dir,
+        work,
+    )?;
+    let notes = outcome.note(&spec.display()).into_iter().collect();
+    let regular =
+        wanted.iter().filter(|f| matches!(f.digest, crate::base::Digest::GitSha1(_))).map(|f| f.path.clone()).collect();
+    let source = Arc::new(HubSource::new(hub.clone(), spec.clone(), revision.sha.clone(), regular));
     let job = Job {
         source,
         files: wanted.clone(),
         dir: dir.clone(),
         connections: req.connections.max(1),
         piece: download::PIECE,
-        reuse: Box::new(donors),
+        reuse,
         output: req.output,
         keep: req.keep,
         budget: hub.budget(),
@@ -180,7 +203,7 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
         shown: spec.display(),
     };
     let prepared = download::prepare(&job)?;
-    Ok(Planned { revision, wanted, dir, lock, job, prepared })
+    Ok(Planned { revision, wanted, dir, lock, job, prepared, notes })
 }
 
 /// Where the index of remembered snapshots lives, beside the partial dirs.

@@ -162,6 +162,7 @@ mod bridge {
         fn interrupted(self: &FetchContext) -> bool;
         fn progress(self: &FetchContext, done: u64, expected: u64);
         fn file_started(self: &FetchContext, path: &str, size: u64);
+        fn note(self: &FetchContext, message: &str);
     }
 
     extern "Rust" {
@@ -400,6 +401,10 @@ impl Observer for FetchContext {
 
     fn file(&self, path: &str, size: u64) {
         self.file_started(path, size)
+    }
+
+    fn note(&self, message: &str) {
+        FetchContext::note(self, message)
     }
 }
 

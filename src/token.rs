@@ -26,6 +26,13 @@ impl Token {
         format!("Bearer {}", self.value)
     }
 
+    /// As git sends it: the password of Basic auth (the user name is not
+    /// the Hub's concern).
+    pub fn basic(&self) -> String {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("hf:{}", self.value)))
+    }
+
     #[cfg(test)]
     pub fn value(&self) -> &str {
         &self.value

@@ -88,7 +88,7 @@ class Standin:
 
     def reset(self):
         self.admin("faults", method="DELETE")
-        self.settings(url_ttl=3600, cdn_rate=0, page_size=1000)
+        self.settings(url_ttl=3600, cdn_rate=0, page_size=1000, latency=0, git=True)
         self.clear_log()
 
     def stop(self):

@@ -93,6 +93,13 @@ impl Observer for Progress {
             eprintln!("fetching '{path}' ({size} bytes)");
         }
     }
+
+    fn note(&self, message: &str) {
+        if self.verbose {
+            self.clear();
+            eprintln!("{message}");
+        }
+    }
 }
 
 /// Bytes as people read them: 812 B, 3.4 MiB, 14.2 GiB.

@@ -293,13 +293,22 @@ pub fn prepare(job: &Job) -> Result<Prepared> {
         let whole = vec![true; planned.pieces.len()];
         let (record, donor, done) = if keep {
             let record = Record::new(&parts, &content_key(&planned.digest, planned.size));
-            let mut done = record.resume(planned.size, planned.pieces.len())?;
-            let missing = planned.size > 0 && !done.contains(&true);
-            if missing && job.reuse.place(&planned.digest, planned.size, &record.part) {
-                done = whole;
-                record.all_finished(done.len())?;
-                p.reused_bytes += planned.size;
-            }
+            let count = planned.pieces.len();
+            let earlier = record.earlier(planned.size, count).filter(|d| d.contains(&true) || planned.size == 0);
+            // Content found elsewhere is put in place whole, without a part
+            // file made for it first (thousands of small files, say).
+            let done = match earlier {
+                Some(done) => done,
+                None if planned.size > 0 && job.reuse.place(&planned.digest, planned.size, &record.part) => {
+                    record.all_finished(count)?;
+                    p.reused_bytes += planned.size;
+                    whole
+                }
+                None => {
+                    record.fresh(planned.size)?;
+                    vec![false; count]
+                }
+            };
             (Some(record), None, done)
         } else {
             match job.reuse.open(&planned.digest, planned.size).filter(|_| planned.size > 0) {
@@ -527,11 +536,26 @@ const PROGRESS_STEP: u64 = 1 << 20;
 
 fn worker(s: &Shared) -> Result<()> {
     loop {
-        // A buffer first, then the next piece: pieces then start in queue
-        // order, so the earliest unfinished one always has a buffer and the
-        // readers waiting for it are never starved by later pieces.
-        let Some(mut buf) = s.pool.take() else { return Ok(()) };
-        let Some(next) = lock(&s.queue).pop_front() else { return Ok(()) };
+        // The next piece together with a buffer of its size: pieces then
+        // start in queue order, so the earliest unfinished one always gets a
+        // buffer and the readers waiting for it are never starved by later
+        // pieces.
+        let mut got = None;
+        let mut empty = false;
+        s.work.wait_while(|| {
+            let mut queue = lock(&s.queue);
+            let Some(front) = queue.front() else {
+                empty = true;
+                return false;
+            };
+            let (start, end) = s.blobs[front.blob].planned.pieces[front.piece];
+            got = s.pool.try_take((end - start) as usize).map(|buf| (queue.pop_front().expect("a front"), buf));
+            got.is_none()
+        });
+        if empty || s.work.stopped() {
+            return Ok(());
+        }
+        let Some((next, mut buf)) = got else { return Ok(()) };
         let b = &s.blobs[next.blob];
         work::working_on(b.path());
         if next.piece == 0 {

@@ -9,13 +9,14 @@ mod resume;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use url::Url;
 
 pub use engine::{prepare, start, Job, NarStream, Output, Prepared, Ranged, Reuse, Source, Transfer};
 
-use crate::base::CommitId;
+use crate::base::{lock, CommitId};
 use crate::hub::{self, Hub};
 use crate::retry::Attempt;
 use crate::spec::Spec;
@@ -25,22 +26,82 @@ use crate::spec::Spec;
 pub const PIECE: u64 = 8 << 20;
 
 /// A snapshot's files as the Hub serves them.
+///
+/// The Hub sends a regular file's /resolve on to a location of the same
+/// commit named by the file's path. Once one such answer shows where,
+/// the other regular files are asked there directly: one request each, not
+/// two. Their bytes are verified as any others; should that location fail,
+/// the file is located through /resolve after all, and so are the rest.
 pub struct HubSource {
-    pub hub: Arc<Hub>,
-    pub spec: Spec,
-    pub sha: CommitId,
+    hub: Arc<Hub>,
+    spec: Spec,
+    sha: CommitId,
+    regular: BTreeSet<String>,
+    learned: Mutex<Learned>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Learned {
+    Unknown,
+    /// Where regular files are: this, then the path.
+    Prefix(String),
+    /// That went wrong once: /resolve for every file.
+    Off,
+}
+
+impl HubSource {
+    /// `regular`: the paths of the snapshot's regular (non-LFS) files.
+    pub fn new(hub: Arc<Hub>, spec: Spec, sha: CommitId, regular: BTreeSet<String>) -> HubSource {
+        HubSource { hub, spec, sha, regular, learned: Mutex::new(Learned::Unknown) }
+    }
+
+    fn prefix(&self) -> Option<String> {
+        match &*lock(&self.learned) {
+            Learned::Prefix(p) => Some(p.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl Source for HubSource {
     fn locate(&self, path: &str) -> Attempt<Url> {
-        self.hub.locate(&self.spec, &self.sha, path)
+        let regular = self.regular.contains(path);
+        let encoded = hub::encode(path, true);
+        if let (true, Some(p)) = (regular, self.prefix()) {
+            if let Ok(u) = Url::parse(&format!("{p}{encoded}")) {
+                return Attempt::Done(u);
+            }
+        }
+        let answer = self.hub.locate(&self.spec, &self.sha, path);
+        if let (true, Attempt::Done(u)) = (regular, &answer) {
+            let mut learned = lock(&self.learned);
+            if *learned == Learned::Unknown {
+                // Only a location that ends in the path, below the commit.
+                let prefix = u
+                    .as_str()
+                    .strip_suffix(encoded.as_str())
+                    .filter(|p| p.ends_with(&format!("/{}/", self.sha.as_str())));
+                if let Some(p) = prefix {
+                    *learned = Learned::Prefix(p.to_string());
+                }
+            }
+        }
+        answer
     }
 
     fn range(&self, at: &Url, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
-        self.hub.range(at, start, end, &self.spec, path).map(|r| match r {
+        let answer = self.hub.range(at, start, end, &self.spec, path).map(|r| match r {
             hub::Ranged::Body { response, skip } => Ranged::Body { reader: Box::new(response), skip },
             hub::Ranged::Expired => Ranged::Expired { why: hub::EXPIRED.to_string() },
-        })
+        });
+        let from_prefix = self.regular.contains(path) && self.prefix().is_some_and(|p| at.as_str().starts_with(&p));
+        match answer {
+            Attempt::Fail(e) if from_prefix => {
+                *lock(&self.learned) = Learned::Off;
+                Attempt::Done(Ranged::Expired { why: e.message })
+            }
+            a => a,
+        }
     }
 
     fn broke_off(&self, path: &str, at: u64, e: &std::io::Error) -> String {

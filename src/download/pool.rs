@@ -1,6 +1,8 @@
 //! The buffers pieces live in between the network and the readers that hash
-//! them: aligned for O_DIRECT, and bounded in number, which bounds memory
-//! and how far downloads run ahead of hashing. A buffer goes back to the
+//! them: aligned for O_DIRECT, each as large as its piece, and bounded in
+//! bytes, which bounds memory and how far downloads run ahead of hashing
+//! (by bytes, not by count: thousands of small files may be in flight and
+//! waiting for the readers in the memory one large piece takes). A buffer goes back to the
 //! pool when its last holder drops it (the readers, and the write of the
 //! piece to disk, each hold it until done). The unsafe code of the
 //! transfer engine is here and nowhere else.
@@ -48,14 +50,19 @@ impl Drop for Memory {
 
 #[derive(Default)]
 struct Stock {
+    /// Full-size buffers not in use, kept for the next full piece.
     free: Vec<Memory>,
-    /// How many buffers exist, free or in use.
+    /// How many full-size buffers exist, free or in use.
     made: usize,
+    /// Bytes of the buffers in use.
+    used: usize,
 }
 
 struct Shared {
     stock: Mutex<Stock>,
+    /// Bytes of buffers in use at most (one buffer is always allowed).
     limit: usize,
+    /// A full piece's size.
     size: usize,
     work: Work,
 }
@@ -83,7 +90,12 @@ impl Buffer {
 impl Drop for Buffer {
     fn drop(&mut self) {
         if let Some(m) = self.memory.take() {
-            lock(&self.pool.stock).free.push(m);
+            let mut stock = lock(&self.pool.stock);
+            stock.used -= m.len;
+            if m.len == self.pool.size {
+                stock.free.push(m);
+            }
+            drop(stock);
             self.pool.work.notify();
         }
     }
@@ -93,28 +105,45 @@ impl Drop for Buffer {
 pub struct Pool(Arc<Shared>);
 
 impl Pool {
-    /// At most `limit` buffers of `size` bytes each, for the fetch `work`.
+    /// Buffers of at most `size` bytes each, `limit` full ones' worth in
+    /// all, for the fetch `work`.
     pub fn new(limit: usize, size: usize, work: &Work) -> Pool {
-        Pool(Arc::new(Shared { stock: Mutex::new(Stock::default()), limit: limit.max(1), size, work: work.clone() }))
+        let limit = limit.max(1) * size;
+        Pool(Arc::new(Shared { stock: Mutex::new(Stock::default()), limit, size, work: work.clone() }))
     }
 
-    /// A buffer, waiting (on the fetch's condition) for one to come back
-    /// when all are in use; None once the fetch stops.
-    pub fn take(&self) -> Option<Buffer> {
+    /// A buffer for `len` bytes (at most a full piece), if the bound allows
+    /// one now; never waits.
+    pub fn try_take(&self, len: usize) -> Option<Buffer> {
         let s = &self.0;
+        let want = len.clamp(1, s.size).div_ceil(ALIGN) * ALIGN;
+        let want = want.min(s.size);
+        let mut stock = lock(&s.stock);
+        if stock.used > 0 && stock.used + want > s.limit {
+            return None;
+        }
+        let memory = if want == s.size {
+            stock.free.pop().unwrap_or_else(|| {
+                stock.made += 1;
+                Memory::new(want)
+            })
+        } else {
+            Memory::new(want)
+        };
+        stock.used += want;
+        Some(Buffer { memory: Some(memory), pool: s.clone() })
+    }
+
+    /// A full-size buffer, waiting (on the fetch's condition) for the bound
+    /// to allow one; None once the fetch stops.
+    #[cfg(test)]
+    pub fn take(&self) -> Option<Buffer> {
         let mut got = None;
-        s.work.wait_while(|| {
-            let mut stock = lock(&s.stock);
-            got = stock.free.pop().or_else(|| {
-                (stock.made < s.limit).then(|| {
-                    stock.made += 1;
-                    Memory::new(s.size)
-                })
-            });
+        self.0.work.wait_while(|| {
+            got = self.try_take(self.0.size);
             got.is_none()
         });
-        let memory = got.filter(|_| !s.work.stopped())?;
-        Some(Buffer { memory: Some(memory), pool: s.clone() })
+        got.filter(|_| !self.0.work.stopped())
     }
 
     /// How many buffers were ever made: the pool's peak memory, in buffers.
@@ -150,5 +179,23 @@ mod tests {
         stopped.stop();
         assert!(Pool::new(1, ALIGN, &stopped).take().is_none(), "a stopped taker does not wait");
         drop(a);
+    }
+
+    #[test]
+    fn small_buffers_count_by_their_bytes() {
+        let work = Work::new();
+        let pool = Pool::new(2, 4 * ALIGN, &work);
+        let small: Vec<Buffer> =
+            (0..8).map(|_| pool.try_take(10).expect("eight small in two full ones' worth")).collect();
+        assert!(small.iter().all(|b| b.bytes().len() == ALIGN && b.bytes().as_ptr() as usize % ALIGN == 0));
+        assert!(pool.try_take(1).is_none(), "the bound is in bytes");
+        drop(small);
+        let full = pool.try_take(4 * ALIGN).unwrap();
+        assert_eq!(full.bytes().len(), 4 * ALIGN);
+        let _also = pool.try_take(4 * ALIGN).unwrap();
+        assert!(pool.try_take(4 * ALIGN).is_none());
+        drop(full);
+        let lone = Pool::new(1, ALIGN, &work);
+        assert!(lone.try_take(ALIGN).is_some(), "one buffer is always allowed");
     }
 }

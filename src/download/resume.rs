@@ -30,22 +30,36 @@ impl Record {
         }
     }
 
+    /// Which of `count` pieces an earlier run finished, if its part file
+    /// is there (None: there is no usable one, and any record is removed).
+    pub fn earlier(&self, size: u64, count: usize) -> Option<Vec<bool>> {
+        if !fs::metadata(&self.part).is_ok_and(|m| m.len() == size) {
+            let _ = fs::remove_file(&self.pieces);
+            return None;
+        }
+        let mut done = vec![false; count];
+        for line in fs::read_to_string(&self.pieces).unwrap_or_default().lines() {
+            if let Some(d) = line.trim().parse::<usize>().ok().and_then(|i| done.get_mut(i)) {
+                *d = true;
+            }
+        }
+        Some(done)
+    }
+
+    /// A fresh part file of `size` bytes, none of it done.
+    pub fn fresh(&self, size: u64) -> Result<()> {
+        let f = File::create(&self.part).map_err(|e| Error::io("create", &self.part, e))?;
+        f.set_len(size).map_err(|e| Error::io("size", &self.part, e))
+    }
+
     /// Which of `count` pieces an earlier run finished; when there is no
     /// usable part file, a fresh one of `size` bytes.
+    #[cfg(test)]
     pub fn resume(&self, size: u64, count: usize) -> Result<Vec<bool>> {
-        let mut done = vec![false; count];
-        if fs::metadata(&self.part).map(|m| m.len() == size).unwrap_or(false) {
-            for line in fs::read_to_string(&self.pieces).unwrap_or_default().lines() {
-                if let Some(d) = line.trim().parse::<usize>().ok().and_then(|i| done.get_mut(i)) {
-                    *d = true;
-                }
-            }
-        } else {
-            let _ = fs::remove_file(&self.pieces);
-            let f = File::create(&self.part).map_err(|e| Error::io("create", &self.part, e))?;
-            f.set_len(size).map_err(|e| Error::io("size", &self.part, e))?;
+        match self.earlier(size, count) {
+            Some(done) => Ok(done),
+            None => self.fresh(size).map(|()| vec![false; count]),
         }
-        Ok(done)
     }
 
     pub fn finished(&self, piece: usize) -> Result<()> {

@@ -169,6 +169,8 @@ impl Observer for Watcher {
     fn file(&self, path: &str, _: u64) {
         self.files.lock().unwrap().push(path.into());
     }
+
+    fn note(&self, _: &str) {}
 }
 
 fn data(seed: u8, len: usize) -> Vec<u8> {

@@ -5,7 +5,10 @@
 //! attempt, which the download engine runs under the same runner.
 
 mod answers;
+mod git;
 mod messages;
+
+pub use self::git::Unusable;
 
 use std::io::Read;
 use std::time::Duration;

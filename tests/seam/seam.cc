@@ -45,6 +45,11 @@ protected:
     {
         fail("file");
     }
+
+    void showNote(std::string_view) const override
+    {
+        fail("note");
+    }
 };
 
 } // namespace

