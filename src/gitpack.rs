@@ -160,7 +160,8 @@ fn inflate(b: &[u8], pos: &mut usize, size: u64) -> Result<Vec<u8>, BadPack> {
         let before = (z.total_in(), z.total_out());
         let input = &b[*pos + z.total_in() as usize..];
         if out.len() == out.capacity() {
-            out.reserve(64);
+            // Room to see the stream end; exact, so a blob keeps no slack.
+            out.reserve_exact(64);
         }
         let status = match z.decompress_vec(input, &mut out, FlushDecompress::None) {
             Ok(s) => s,
@@ -183,16 +184,18 @@ fn inflate(b: &[u8], pos: &mut usize, size: u64) -> Result<Vec<u8>, BadPack> {
 }
 
 /// The objects, deltas applied to their bases (which may be deltas too).
-fn resolve(raw: Vec<(usize, Raw)>, limit: u64) -> Result<BTreeMap<ObjectId, Object>, BadPack> {
-    let mut made = 0u64;
+fn resolve(mut raw: Vec<(usize, Raw)>, limit: u64) -> Result<BTreeMap<ObjectId, Object>, BadPack> {
+    // What the whole entries made counts too: all of it is kept.
+    let mut made: u64 = raw.iter().map(|(_, r)| if let Raw::Whole(_, d) = r { d.len() as u64 } else { 0 }).sum();
     let at: BTreeMap<usize, usize> = raw.iter().enumerate().map(|(i, (p, _))| (*p, i)).collect();
     let mut done: Vec<Option<(ObjectKind, Vec<u8>)>> = (0..raw.len()).map(|_| None).collect();
     let mut by_id: BTreeMap<ObjectId, usize> = BTreeMap::new();
     // Whole entries first: a ref delta names its base by id.
-    for (i, (_, r)) in raw.iter().enumerate() {
+    for (i, (_, r)) in raw.iter_mut().enumerate() {
         if let Raw::Whole(kind, data) = r {
-            by_id.insert(object_id(*kind, data), i);
-            done[i] = Some((*kind, data.clone()));
+            let data = std::mem::take(data);
+            by_id.insert(object_id(*kind, &data), i);
+            done[i] = Some((*kind, data));
         }
     }
     // Then deltas, as often as one resolves more (a chain resolves link by
@@ -222,11 +225,9 @@ fn resolve(raw: Vec<(usize, Raw)>, limit: u64) -> Result<BTreeMap<ObjectId, Obje
                 left = true;
                 continue;
             };
-            let data = apply_delta(source, delta)?;
+            let data = apply_delta(source, delta, limit - made)
+                .map_err(|e| BadPack(format!("{}; the bound was {limit} bytes", e.0)))?;
             made += data.len() as u64;
-            if made > limit {
-                return bad(format!("its deltas make more than the {limit} bytes expected"));
-            }
             by_id.insert(object_id(*kind, &data), i);
             done[i] = Some((*kind, data));
             progress = true;
@@ -262,14 +263,18 @@ fn varint(d: &[u8], pos: &mut usize) -> Result<u64, BadPack> {
     }
 }
 
-/// Git's delta: copies from the base and inserted bytes.
-pub fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, BadPack> {
+/// Git's delta: copies from the base and inserted bytes; what it makes is
+/// at most `max` bytes.
+pub fn apply_delta(base: &[u8], delta: &[u8], max: u64) -> Result<Vec<u8>, BadPack> {
     let mut pos = 0;
     if varint(delta, &mut pos)? != base.len() as u64 {
         return bad("a delta's base has another length than the delta says");
     }
     let size = varint(delta, &mut pos)?;
-    let mut out = Vec::with_capacity(size.min(1 << 30) as usize);
+    if size > max {
+        return bad(format!("a delta would make {size} bytes, more than expected"));
+    }
+    let mut out = Vec::with_capacity(size as usize);
     while pos < delta.len() {
         let op = byte(delta, &mut pos)?;
         if op & 0x80 != 0 {
@@ -382,6 +387,22 @@ mod tests {
             bad[at] ^= 0x40;
             assert!(parse(&bad, 1 << 30).is_err(), "a flipped byte at {at}");
         }
+        // Damage behind a checksum made to match: the entries' own checks
+        // (inflating, sizes, deltas) refuse it, or it names other objects.
+        let ids: std::collections::BTreeSet<ObjectId> = parse(&pack, 1 << 30).unwrap().into_keys().collect();
+        for at in (12..pack.len() - 20).step_by(97) {
+            let mut bad = pack[..pack.len() - 20].to_vec();
+            bad[at] ^= 0x01;
+            let sum: [u8; 20] = Sha1::digest(&bad).into();
+            bad.extend_from_slice(&sum);
+            if let Ok(objects) = parse(&bad, 1 << 30) {
+                assert_ne!(
+                    objects.into_keys().collect::<std::collections::BTreeSet<_>>(),
+                    ids,
+                    "damage at {at} unseen"
+                );
+            }
+        }
         assert!(parse(&pack, 100).unwrap_err().0.contains("more than the 100 bytes"));
     }
 
@@ -390,10 +411,11 @@ mod tests {
         let base = b"0123456789abcdef";
         // sizes 16 -> 9; copy 4 bytes at offset 2, insert "xyz", copy 2 at 14
         let delta = [16, 9, 0x91, 2, 4, 3, b'x', b'y', b'z', 0x91, 14, 2];
-        assert_eq!(apply_delta(base, &delta).unwrap(), b"2345xyzef");
-        assert!(apply_delta(base, &[15, 1, 1, b'a']).is_err(), "wrong base length");
-        assert!(apply_delta(base, &[16, 1, 0x91, 15, 2]).is_err(), "copy past the base");
-        assert!(apply_delta(base, &[16, 1, 0]).is_err(), "zero opcode");
+        assert_eq!(apply_delta(base, &delta, 9).unwrap(), b"2345xyzef");
+        assert!(apply_delta(base, &delta, 8).unwrap_err().0.contains("more than expected"));
+        assert!(apply_delta(base, &[15, 1, 1, b'a'], 100).is_err(), "wrong base length");
+        assert!(apply_delta(base, &[16, 1, 0x91, 15, 2], 100).is_err(), "copy past the base");
+        assert!(apply_delta(base, &[16, 1, 0], 100).is_err(), "zero opcode");
     }
 
     proptest! {
@@ -404,7 +426,7 @@ mod tests {
             let sum: [u8; 20] = Sha1::digest(&pack).into();
             pack.extend_from_slice(&sum);
             let _ = parse(&pack, 1 << 20);
-            let _ = apply_delta(&bytes, &delta);
+            let _ = apply_delta(&bytes, &delta, 1 << 20);
         }
     }
 }

@@ -80,15 +80,17 @@ fn worth_it(listing: &[FileEntry], fetch: &[&FileEntry]) -> Option<u64> {
     if fetch.len() < MIN_FILES {
         return None;
     }
-    let regular: u64 = listing.iter().filter(|f| matches!(f.digest, Digest::GitSha1(_))).map(|f| f.size).sum();
-    let wanted: u64 = fetch.iter().map(|f| f.size).sum();
-    if regular > MAX_PACK_BYTES || regular > MAX_EXTRA_FACTOR * wanted + SLACK {
+    // Saturating: the sizes are the Hub's word.
+    let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
+    let regular = sum(&mut listing.iter().filter(|f| matches!(f.digest, Digest::GitSha1(_))).map(|f| f.size));
+    let wanted = sum(&mut fetch.iter().map(|f| f.size));
+    if regular > MAX_PACK_BYTES || regular > MAX_EXTRA_FACTOR.saturating_mul(wanted).saturating_add(SLACK) {
         return None;
     }
     // What the pack inflates to at most: the regular files, LFS pointers,
     // trees (an entry per file and directory) and the commit.
-    let per_entry: u64 = listing.iter().map(|f| f.path.len() as u64 + 256).sum();
-    Some(regular + per_entry + (64 << 10))
+    let per_entry = sum(&mut listing.iter().map(|f| f.path.len() as u64 + 256));
+    Some(regular.saturating_add(per_entry).saturating_add(64 << 10))
 }
 
 /// Fetches the regular files of `wanted` in one pack when that pays, and
@@ -106,17 +108,13 @@ pub fn fetch(
 ) -> Result<(Box<dyn Reuse>, Outcome)> {
     let fetch = to_fetch(wanted, has);
     let Some(limit) = worth_it(listing, &fetch) else { return Ok((then, Outcome::NotTried)) };
-    let pack = match hub.git_pack(spec, sha, limit, work) {
-        Ok(p) => p,
+    let mut objects = match hub.git_pack(spec, sha, limit, work) {
+        Ok(o) => o,
         Err(Unusable::Refused(why)) => return Ok((then, Outcome::FellBack { files: fetch.len(), why })),
         Err(Unusable::Failed(e)) if e.kind == Kind::Interrupted => return Err(e),
         Err(Unusable::Failed(e)) => return Ok((then, Outcome::FellBack { files: fetch.len(), why: e.message })),
     };
     let shown = spec.display();
-    let mut objects = gitpack::parse(&pack, limit).map_err(|e| {
-        Error::new(Kind::CorruptData, format!("the git pack of '{shown}' from the Hub is not usable: {}", e.0))
-    })?;
-    drop(pack);
     let mut blobs = BTreeMap::new();
     for f in &fetch {
         let id = hex_id(f.digest.hex());
@@ -171,8 +169,8 @@ impl Packed {
 impl Reuse for Packed {
     fn place(&self, digest: &Digest, size: u64, part: &Path) -> bool {
         match self.blob(digest, size) {
-            Some(data) => Self::write(part, data).is_ok(),
-            None => self.then.place(digest, size, part),
+            Some(data) if Self::write(part, data).is_ok() => true,
+            _ => self.then.place(digest, size, part),
         }
     }
 

@@ -105,3 +105,15 @@ def test_a_private_repo_over_git_with_and_without_the_token(nix, hub):
     assert p.returncode != 0
     assert "model repo 'nixhf/private' was not found" in p.stderr and "no token was sent" in p.stderr, p.stderr
     assert all(not q["auth"] for q in hub.requests())
+
+
+def test_a_learned_location_that_fails_sends_the_rest_through_resolve(nix, hub, expected):
+    hub.settings(git=False)
+    # The file's own location answers 404 once; /resolve still knows it.
+    hub.faults({"kind": "status", "where": "resolve", "match": "shards/00/file-00700.txt", "status": 404,
+                "count": 1})
+    got = json.loads(fetch(nix).stdout)
+    assert tree_of(nix.real_path(got["path"])) == files_of(expected[("model", "nixhf/many-files")])
+    heads = [q for q in hub.requests() if q["method"] == "HEAD" and "/resolve/" in q["path"]]
+    assert len(heads) > 500, f"only {len(heads)} files located through /resolve after the location failed"
+    assert any(q["path"].endswith("/resolve/" + got["rev"] + "/shards/00/file-00700.txt") for q in heads)

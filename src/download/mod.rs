@@ -76,11 +76,13 @@ impl Source for HubSource {
         if let (true, Attempt::Done(u)) = (regular, &answer) {
             let mut learned = lock(&self.learned);
             if *learned == Learned::Unknown {
-                // Only a location that ends in the path, below the commit.
-                let prefix = u
-                    .as_str()
-                    .strip_suffix(encoded.as_str())
-                    .filter(|p| p.ends_with(&format!("/{}/", self.sha.as_str())));
+                // Only a location whose path ends in the file's, below the
+                // commit; its query (the Hub's names the file again, and its
+                // etag) is left out.
+                let mut bare = u.clone();
+                bare.set_query(None);
+                let below = format!("/{}/", self.sha.as_str());
+                let prefix = bare.as_str().strip_suffix(encoded.as_str()).filter(|p| p.ends_with(&below));
                 if let Some(p) = prefix {
                     *learned = Learned::Prefix(p.to_string());
                 }

@@ -146,7 +146,7 @@ impl Pool {
         got.filter(|_| !self.0.work.stopped())
     }
 
-    /// How many buffers were ever made: the pool's peak memory, in buffers.
+    /// How many full-size buffers were ever made.
     #[cfg(test)]
     pub fn made(&self) -> usize {
         lock(&self.0.stock).made

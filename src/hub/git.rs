@@ -5,6 +5,7 @@
 //! under the one retry budget; the token goes as git sends it, the password
 //! of Basic auth, to the endpoint's origin only.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -14,6 +15,7 @@ use url::Url;
 use super::Hub;
 use crate::base::CommitId;
 use crate::error::{Error, Kind};
+use crate::gitpack::{self, Object, ObjectId};
 use crate::retry::{self, Attempt};
 use crate::spec::Spec;
 use crate::work::Work;
@@ -84,15 +86,16 @@ impl Hub {
         }
     }
 
-    /// The pack of commit `sha` (its tree and blobs, no history), checked
-    /// to be a whole pack; at most `limit` bytes of it.
+    /// The objects of commit `sha` (its tree and blobs, no history), from a
+    /// pack checked whole (a damaged one is fetched again, within the
+    /// budget); at most `limit` bytes of it.
     pub fn git_pack(
         &self,
         spec: &Spec,
         sha: &CommitId,
         limit: u64,
         work: &Work,
-    ) -> std::result::Result<Vec<u8>, Unusable> {
+    ) -> std::result::Result<BTreeMap<ObjectId, Object>, Unusable> {
         let what = || format!("the git pack of '{}'", spec.display());
         let caps = retry::run(self.budget, &what, &self.clock, work, |_| {
             self.git_attempt(spec, Method::GET, "info/refs?service=git-upload-pack", &[], 1 << 20)
@@ -110,7 +113,10 @@ impl Hub {
         let pack = retry::run(self.budget, &what, &self.clock, work, |_| {
             self.git_attempt(spec, Method::POST, "git-upload-pack", &request, limit).and_then(|answer| {
                 match pack_of(&answer) {
-                    Ok(pack) => Attempt::Done(pack),
+                    Ok(pack) => match gitpack::parse(&pack, limit) {
+                        Ok(objects) => Attempt::Done(objects),
+                        Err(bad) => Attempt::retry(Kind::CorruptData, format!("the pack is not usable: {}", bad.0)),
+                    },
                     Err(Problem::Cut(why)) => Attempt::retry(Kind::Unreachable, why),
                     Err(Problem::Said(why)) => Attempt::Fail(Error::new(Kind::NotFound, why)),
                 }
@@ -203,6 +209,11 @@ fn capabilities(b: &[u8]) -> std::result::Result<bool, String> {
     }
 }
 
+/// A server's words, fit for a terminal: no control characters.
+fn printable(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim_end().chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 enum Problem {
     /// Cut off or garbled on the way: worth another try.
     Cut(String),
@@ -222,17 +233,14 @@ fn pack_of(answer: &[u8]) -> std::result::Result<Vec<u8>, Problem> {
                 if line.trim_end() == "packfile" {
                     in_pack = true;
                 } else if let Some(e) = line.strip_prefix("ERR ") {
-                    return Err(Problem::Said(format!("the Hub's git endpoint said: {}", e.trim_end())));
+                    return Err(Problem::Said(format!("the Hub's git endpoint said: {}", printable(e.as_bytes()))));
                 }
             }
             Packet::Data(d) => match d.split_first() {
                 Some((1, data)) => pack.extend_from_slice(data),
                 Some((2, _)) => {}
                 Some((3, msg)) => {
-                    return Err(Problem::Said(format!(
-                        "the Hub's git endpoint said: {}",
-                        String::from_utf8_lossy(msg).trim_end()
-                    )))
+                    return Err(Problem::Said(format!("the Hub's git endpoint said: {}", printable(msg))))
                 }
                 _ => return Err(Problem::Cut("a packet of the pack has no side band".into())),
             },

@@ -95,7 +95,7 @@ class Repositories:
                     continue
                 data = data_of()
                 if kind == "blob" and corrupt and any(fnmatch.fnmatchcase(p, corrupt) for p in c.paths_of(oid)):
-                    data = bytes([data[0] ^ 0xFF]) + data[1:]
+                    data = bytes([data[0] ^ 0xFF]) + data[1:] if data else b"\0"
                 self.loose(d, oid, kind, data)
                 done.add(oid)
         for name, sha in repo.refs.items():
@@ -114,7 +114,7 @@ class Repositories:
         os.replace(path + ".tmp", path)
 
 
-def http_backend(project_root, path_info, method, query, content_type, protocol, body):
+def http_backend(project_root, path_info, method, query, content_type, protocol, body, encoding=None):
     """Runs `git http-backend` as the CGI it is; returns (status, headers, body)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -131,6 +131,8 @@ def http_backend(project_root, path_info, method, query, content_type, protocol,
     }
     if protocol:
         env["GIT_PROTOCOL"] = protocol
+    if encoding:
+        env["HTTP_CONTENT_ENCODING"] = encoding  # git gzips larger requests
     p = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
     head, sep, out = p.stdout.partition(b"\r\n\r\n")
     if not sep:

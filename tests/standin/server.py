@@ -362,7 +362,11 @@ class Handler(BaseHTTPRequestHandler):
         else:
             quoted = urllib.parse.quote(path)
             plural = kind + "s"
-            self.reply(307, [("Location", f"/api/resolve-cache/{plural}/{repo.id}/{c.sha}/{quoted}"), *common])
+            # As the Hub writes it: the query names the file again, and its etag.
+            again = urllib.parse.quote(f"/{repo.id}/resolve/{rev}/{path}", safe="")
+            query = f"{again}=&etag={urllib.parse.quote(chr(34) + entry.etag() + chr(34))}"
+            self.reply(307, [("Location", f"/api/resolve-cache/{plural}/{repo.id}/{c.sha}/{quoted}?{query}"),
+                             *common])
 
     def git(self, kind, repo_id, rest, user):
         """{repo}.git/info/refs and {repo}.git/git-upload-pack, as the Hub
@@ -385,7 +389,7 @@ class Handler(BaseHTTPRequestHandler):
         status, headers, out = git.http_backend(
             root, f"/{repo.kind}s/{repo.id}.git/{rest}", self.command, urllib.parse.urlencode(
                 {k: v[0] for k, v in self.query.items()}), self.headers.get("Content-Type"),
-            self.headers.get("Git-Protocol"), body)
+            self.headers.get("Git-Protocol"), body, self.headers.get("Content-Encoding"))
         if status != 200:
             return self.reply(status, headers, out)
         self.send_blob(BytesBlob(out), name, "git", [h for h in headers if h[0].lower() != "content-length"])
