@@ -71,6 +71,12 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
+    /// A regular file: in git itself, not in LFS (the Hub names it by its
+    /// git blob hash).
+    pub fn is_regular(&self) -> bool {
+        matches!(self.digest, Digest::GitSha1(_))
+    }
+
     pub fn content_key(&self) -> String {
         content_key(&self.digest, self.size)
     }

@@ -172,8 +172,9 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
     let lock = lock_dir(&dir)?;
     let hf_blobs = donors::hf_blobs_dir(spec, &|k| std::env::var(k).ok());
     let donors = Donors::find(req.index_root.as_deref(), spec, hf_blobs);
+    // Only regular files can come in a pack: only they are looked for here.
     let here: BTreeSet<String> =
-        wanted.iter().filter(|f| donors.has(&f.digest, f.size)).map(FileEntry::content_key).collect();
+        wanted.iter().filter(|f| f.is_regular() && donors.has(&f.digest, f.size)).map(FileEntry::content_key).collect();
     let (reuse, outcome) = regular::fetch(
         hub,
         spec,
@@ -186,8 +187,7 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
         work,
     )?;
     let notes = outcome.note(&spec.display()).into_iter().collect();
-    let regular =
-        wanted.iter().filter(|f| matches!(f.digest, crate::base::Digest::GitSha1(_))).map(|f| f.path.clone()).collect();
+    let regular = wanted.iter().filter(|f| f.is_regular()).map(|f| f.path.clone()).collect();
     let source = Arc::new(HubSource::new(hub.clone(), spec.clone(), revision.sha.clone(), regular));
     let job = Job {
         source,

@@ -70,7 +70,7 @@ fn to_fetch<'a>(wanted: &'a [FileEntry], reuse: &dyn Fn(&FileEntry) -> bool) -> 
     let mut seen = BTreeSet::new();
     wanted
         .iter()
-        .filter(|f| matches!(f.digest, Digest::GitSha1(_)) && f.size > 0)
+        .filter(|f| f.is_regular() && f.size > 0)
         .filter(|f| seen.insert(f.digest.hex().to_string()) && !reuse(f))
         .collect()
 }
@@ -82,7 +82,7 @@ fn worth_it(listing: &[FileEntry], fetch: &[&FileEntry]) -> Option<u64> {
     }
     // Saturating: the sizes are the Hub's word.
     let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
-    let regular = sum(&mut listing.iter().filter(|f| matches!(f.digest, Digest::GitSha1(_))).map(|f| f.size));
+    let regular = sum(&mut listing.iter().filter(|f| f.is_regular()).map(|f| f.size));
     let wanted = sum(&mut fetch.iter().map(|f| f.size));
     if regular > MAX_PACK_BYTES || regular > MAX_EXTRA_FACTOR.saturating_mul(wanted).saturating_add(SLACK) {
         return None;

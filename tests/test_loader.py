@@ -141,23 +141,27 @@ def test_a_nix_without_a_build_gets_one_line_and_carries_on(nix, tmp_path, runni
 def test_a_determinate_nix_without_its_build_is_named_and_left_alone(nix, tmp_path, running, compiled):
     """A Determinate Nix nix-hf has no build for (3.99.1, made up) is not
     given the upstream build of the version it reports."""
-    loader = tree(tmp_path / "pkg", {running: compiled / "marker.so", OWN_BUILD: compiled / "marker.so"})
-    with_loader(nix, loader, tmp_path / "marker")
-    p = nix.run("eval", "--expr", "1", env={"LD_PRELOAD": str(compiled / "determinate.so")})
-    assert p.stdout.strip() == "1"
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"nix-hf: no build for Determinate Nix 3.99.1 (Nix {running})"), p.stderr
-    assert not (tmp_path / "marker").exists(), "another Nix's build was loaded into Determinate Nix"
+    said = stepped_aside(nix, tmp_path, compiled, [running, OWN_BUILD], "determinate.so")
+    assert said.startswith(f"nix-hf: no build for Determinate Nix 3.99.1 (Nix {running})"), said
 
 
 def test_lix_is_recognised_and_left_alone(nix, tmp_path, running, compiled):
-    loader = tree(tmp_path / "pkg", {b: compiled / "marker.so" for b in [OWN_BUILD, running]})
+    said = stepped_aside(nix, tmp_path, compiled, [OWN_BUILD, running], "lix.so")
+    assert said.startswith(f"nix-hf: this is Lix {running}, whose plugin API"), said
+
+
+def stepped_aside(nix, tmp_path, compiled, builds, preload):
+    """What the loader says, in its one line, in a Nix that `preload` makes
+    report itself otherwise, with builds for `builds` that would leave a
+    marker if loaded: none is."""
+    loader = tree(tmp_path / "pkg", {b: compiled / "marker.so" for b in builds})
     with_loader(nix, loader, tmp_path / "marker")
-    p = nix.run("eval", "--expr", "1", env={"LD_PRELOAD": str(compiled / "lix.so")})
+    p = nix.run("eval", "--expr", "1", env={"LD_PRELOAD": str(compiled / preload)})
     assert p.stdout.strip() == "1"
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"nix-hf: this is Lix {running}, whose plugin API"), p.stderr
-    assert not (tmp_path / "marker").exists(), "a build was loaded into Lix"
+    assert len(lines) == 1, p.stderr
+    assert not (tmp_path / "marker").exists(), f"a build was loaded into the Nix {preload} makes"
+    return lines[0]
 
 
 def test_a_broken_build_gets_one_line(nix, tmp_path, running):

@@ -540,22 +540,16 @@ fn worker(s: &Shared) -> Result<()> {
         // start in queue order, so the earliest unfinished one always gets a
         // buffer and the readers waiting for it are never starved by later
         // pieces.
+        // None once the queue is empty or the fetch stopped.
         let mut got = None;
-        let mut empty = false;
         s.work.wait_while(|| {
             let mut queue = lock(&s.queue);
-            let Some(front) = queue.front() else {
-                empty = true;
-                return false;
-            };
+            let Some(front) = queue.front() else { return false };
             let (start, end) = s.blobs[front.blob].planned.pieces[front.piece];
             got = s.pool.try_take((end - start) as usize).map(|buf| (queue.pop_front().expect("a front"), buf));
             got.is_none()
         });
-        if empty || s.work.stopped() {
-            return Ok(());
-        }
-        let Some((next, mut buf)) = got else { return Ok(()) };
+        let Some((next, mut buf)) = got.filter(|_| !s.work.stopped()) else { return Ok(()) };
         let b = &s.blobs[next.blob];
         work::working_on(b.path());
         if next.piece == 0 {

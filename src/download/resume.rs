@@ -52,16 +52,6 @@ impl Record {
         f.set_len(size).map_err(|e| Error::io("size", &self.part, e))
     }
 
-    /// Which of `count` pieces an earlier run finished; when there is no
-    /// usable part file, a fresh one of `size` bytes.
-    #[cfg(test)]
-    pub fn resume(&self, size: u64, count: usize) -> Result<Vec<bool>> {
-        match self.earlier(size, count) {
-            Some(done) => Ok(done),
-            None => self.fresh(size).map(|()| vec![false; count]),
-        }
-    }
-
     pub fn finished(&self, piece: usize) -> Result<()> {
         let discarded = lock(&self.discarded);
         if *discarded {
@@ -104,15 +94,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nixhf-resume-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let r = Record::new(&dir, "abc-100");
-        assert_eq!(r.resume(100, 4).unwrap(), [false; 4]);
+        assert_eq!(r.earlier(100, 4), None, "no part yet");
+        r.fresh(100).unwrap();
         assert_eq!(fs::metadata(&r.part).unwrap().len(), 100, "a fresh part of the full size");
+        assert_eq!(r.earlier(100, 4).unwrap(), [false; 4]);
         r.finished(1).unwrap();
         r.finished(3).unwrap();
-        assert_eq!(r.resume(100, 4).unwrap(), [false, true, false, true]);
+        assert_eq!(r.earlier(100, 4).unwrap(), [false, true, false, true]);
         fs::write(&r.part, b"short").unwrap();
-        assert_eq!(r.resume(100, 4).unwrap(), [false; 4], "a part of the wrong size starts afresh");
+        assert_eq!(r.earlier(100, 4), None, "a part of the wrong size is not trusted");
+        assert!(!r.pieces.exists(), "and its record is gone");
+        r.fresh(100).unwrap();
+        assert_eq!(r.earlier(100, 4).unwrap(), [false; 4], "nor is the record it had");
         r.all_finished(4).unwrap();
-        assert_eq!(r.resume(100, 4).unwrap(), [true; 4]);
+        assert_eq!(r.earlier(100, 4).unwrap(), [true; 4]);
         r.discard();
         assert!(!r.part.exists());
         fs::remove_dir_all(&dir).unwrap();

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
 use url::Url;
 
@@ -18,6 +18,7 @@ use crate::error::{Error, Kind};
 use crate::gitpack::{self, Object, ObjectId};
 use crate::retry::{self, Attempt};
 use crate::spec::Spec;
+use crate::token::Token;
 use crate::work::Work;
 
 /// Why the git endpoint cannot be used, so the caller falls back to a
@@ -35,20 +36,6 @@ impl Hub {
         Url::parse(&url).expect("the endpoint and a checked repo id make a URL")
     }
 
-    fn git_send(
-        &self,
-        method: Method,
-        url: &Url,
-        headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> reqwest::Result<reqwest::blocking::Response> {
-        let mut req = self.client.request(method, url.clone()).headers(headers).body(body);
-        if let (true, Some(t)) = (self.same_origin(url), &self.token.token) {
-            req = req.header(AUTHORIZATION, t.basic());
-        }
-        req.send()
-    }
-
     /// One attempt at a git request: the whole body, at most `limit` bytes.
     fn git_attempt(&self, spec: &Spec, method: Method, rest: &str, body: &[u8], limit: u64) -> Attempt<Vec<u8>> {
         let url = self.git_url(spec, rest);
@@ -58,7 +45,7 @@ impl Hub {
             headers.insert(CONTENT_TYPE, "application/x-git-upload-pack-request".parse().expect("a valid header"));
             headers.insert(ACCEPT, "application/x-git-upload-pack-result".parse().expect("a valid header"));
         }
-        let resp = match self.git_send(method, &url, headers, body.to_vec()) {
+        let resp = match self.request(method, &url, headers, Token::basic).body(body.to_vec()).send() {
             Ok(r) => r,
             Err(e) => return self.unreachable(&url, &e),
         };

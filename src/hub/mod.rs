@@ -13,7 +13,7 @@ pub use self::git::Unusable;
 use std::io::Read;
 use std::time::Duration;
 
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -22,7 +22,7 @@ use crate::base::{percent_encode, CommitId, FileEntry, Revision, DEFAULT_ENDPOIN
 use crate::error::{fail, Error, Kind, Result};
 use crate::retry::{self, Attempt, Budget, RealClock};
 use crate::spec::Spec;
-use crate::token::Choice;
+use crate::token::{Choice, Token};
 use crate::work::Work;
 
 pub use messages::{read_failed, EXPIRED};
@@ -168,11 +168,17 @@ impl Hub {
     /// One request, with the token only when the URL is on the endpoint's
     /// origin. Redirects are not followed here.
     fn send(&self, method: Method, url: &Url, headers: &HeaderMap) -> reqwest::Result<Response> {
-        let mut req = self.client.request(method, url.clone()).headers(headers.clone());
-        if let (true, Some(t)) = (self.same_origin(url), &self.token.token) {
-            req = req.header(AUTHORIZATION, t.bearer());
+        self.request(method, url, headers.clone(), Token::bearer).send()
+    }
+
+    /// A request, carrying the token as `auth` writes it only when the URL is
+    /// on the endpoint's origin: the one place that decides where it goes.
+    fn request(&self, method: Method, url: &Url, headers: HeaderMap, auth: fn(&Token) -> String) -> RequestBuilder {
+        let req = self.client.request(method, url.clone()).headers(headers);
+        match (self.same_origin(url), &self.token.token) {
+            (true, Some(t)) => req.header(AUTHORIZATION, auth(t)),
+            _ => req,
         }
-        req.send()
     }
 
     /// A request that got no answer: worth another try.
