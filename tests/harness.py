@@ -15,6 +15,8 @@ import tempfile
 import time
 import urllib.request
 
+from standin import xet
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(TOP, "tests")
 # The installed tree dev/prepare makes: the loader, and the builds beside it.
@@ -44,6 +46,11 @@ ANY_NIX = f'(import {LIB_NIX} {{ programFor = _: "{PROGRAM}"; }})'
 
 
 
+# Hugging Face's local CAS server, which dev/prepare installs: every test
+# run has the Xet-backed repos in Xet (the stand-in stops if it is missing).
+XET_CAS = os.environ.get("NIX_HF_XET_CAS", xet.default_binary())
+
+
 class Standin:
     """A running stand-in: its URLs and its admin switches."""
 
@@ -52,7 +59,8 @@ class Standin:
         ready = os.path.join(workdir, "ready.json")
         self.log_path = os.path.join(workdir, "requests.jsonl")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "standin", "--ready-file", ready, "--log-file", self.log_path, *extra_args],
+            [sys.executable, "-m", "standin", "--ready-file", ready, "--log-file", self.log_path,
+             "--xet-cas", XET_CAS, *extra_args],
             cwd=TESTS, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "standin.err"), "w"),
         )
         err = os.path.join(workdir, "standin.err")
@@ -60,7 +68,7 @@ class Standin:
         if not os.path.exists(ready):
             raise RuntimeError("stand-in did not start: " + open(err).read())
         info = json.load(open(ready))
-        self.url, self.cdn = info["hub"], info["cdn"]
+        self.url, self.cdn, self.cas = info["hub"], info["cdn"], info["cas"]
 
     def admin(self, what, data=None, method=None):
         body = None if data is None else json.dumps(data).encode()
@@ -88,7 +96,7 @@ class Standin:
 
     def reset(self):
         self.admin("faults", method="DELETE")
-        self.settings(url_ttl=3600, cdn_rate=0, page_size=1000, latency=0, git=True)
+        self.settings(url_ttl=3600, cdn_rate=0, page_size=1000, latency=0, git=True, xet_token_ttl=3600, xet=True)
         self.clear_log()
 
     def stop(self):

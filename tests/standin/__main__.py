@@ -1,7 +1,8 @@
 """python3 -m standin [options]: serve the Hub stand-in until killed.
 
-Prints one JSON line {"hub": URL, "cdn": URL} once both origins listen (and
-writes it to --ready-file), so scripts can wait for it and read the ports."""
+Prints one JSON line {"hub": URL, "cdn": URL, "cas": URL} once the origins
+listen (and writes it to --ready-file), so scripts can wait for it and read
+the ports."""
 
 import argparse
 import json
@@ -10,7 +11,7 @@ import signal
 import sys
 import threading
 
-from . import server
+from . import server, xet
 
 
 def main():
@@ -31,12 +32,19 @@ def main():
     p.add_argument("--log-file", help="append one JSON line per request")
     p.add_argument("--ready-file", help="write the origins as JSON here once listening")
     p.add_argument("--tls-cert", help="serve https with this PEM file (private key and certificate chain)")
+    p.add_argument("--xet-cas", default="auto", metavar="PATH",
+                   help="Hugging Face's local_cas_server, for the Xet-backed repos ('auto': the one dev/prepare "
+                        "installs, if it is there; 'none': serve them as plain LFS files)")
     a = p.parse_args()
+    if a.xet_cas == "auto":
+        a.xet_cas = xet.default_binary() if os.path.exists(xet.default_binary()) else None
+    elif a.xet_cas == "none":
+        a.xet_cas = None
 
     hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file, a.tls_cert,
-                          a.small_files)
+                          a.small_files, a.xet_cas)
     hub.settings["cdn_rate"] = a.cdn_rate
-    ready = json.dumps({"hub": hub.hub_url, "cdn": hub.cdn_url})
+    ready = json.dumps({"hub": hub.hub_url, "cdn": hub.cdn_url, "cas": hub.cas_url})
     if a.ready_file:
         tmp = a.ready_file + ".tmp"
         with open(tmp, "w") as f:
@@ -47,6 +55,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
+    if hub.cas:
+        hub.cas.stop()
     sys.exit(0)
 
 

@@ -175,6 +175,44 @@ def parse_size(s):
     return int(m.group(1)) * mult
 
 
+XET_ID = "nixhf/xet"
+XET_SIZE = 12 << 20
+
+
+def xet_weights(seed, size):
+    """Bytes like weights, unlike the synthetic blobs: no block repeats
+    (which Xet would store once), and a compressible stretch (so LZ4 and
+    byte-grouped chunks come beside stored ones)."""
+    import random
+    rnd = random.Random(seed)
+    half = rnd.randbytes(size // 2)
+    floats = b"\x00\x00\x80\x3f" * (size // 16)
+    return half + floats + rnd.randbytes(size - len(half) - len(floats))
+
+
+def xet_model():
+    """A Xet-backed model. Its weights grow by 10 % in the second commit
+    (tag v2), and only their first bytes change in the third (main); the
+    first is tagged v1."""
+    r = Repo("model", XET_ID, xet=True)
+    weights = xet_weights("xet-weights", XET_SIZE)
+    first = r.commit("main", {
+        ".gitattributes": Entry(".gitattributes", text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")),
+        "README.md": Entry("README.md", text("# xet\n\nA Xet-backed test model.\n")),
+        "config.json": Entry("config.json", text('{"hidden_size": 16}\n')),
+        "model.safetensors": Entry("model.safetensors", text(weights)),
+        "small.bin": Entry("small.bin", text(xet_weights("xet-small", 300 << 10))),
+    }, message="initial")
+    r.tag("v1", first.sha)
+    grown = weights + xet_weights("xet-growth", XET_SIZE // 10)
+    second = r.commit("main", {"model.safetensors": Entry("model.safetensors", text(grown))}, message="append 10 %")
+    r.tag("v2", second.sha)
+    header = b'{"__metadata__": {"changed": "yes"}}'
+    r.commit("main", {"model.safetensors": Entry("model.safetensors", text(header + grown[len(header):]))},
+             message="new header")
+    return r
+
+
 def synthetic_repo(spec, hash_cache):
     """`ORG/NAME=COUNTxSIZE`: a model whose COUNT LFS shards of SIZE bytes are
     synthetic, for transfer tests and benchmarks (e.g. nixhf/big=2x2GiB)."""
@@ -197,6 +235,7 @@ def build(hash_cache, synthetic=(), minilm_path=None, small_files=()):
     repos = [
         tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
         gated_model(hash_cache), private_model(), legacy_model(), moving_model(), parquet_dataset(), gguf_model(),
+        xet_model(),
     ]
     model_dir = minilm_path or minilm_dir()
     if model_dir:

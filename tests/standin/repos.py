@@ -26,9 +26,16 @@ class Entry:
             name = path.rsplit("/", 1)[-1]
             lfs = blob.size >= LFS_MIN_SIZE or any(fnmatch.fnmatch(name, p) for p in LFS_PATTERNS)
         self.lfs = lfs
+        # The file's Xet hash once the CAS holds it (Xet-backed repos).
+        self.xet = None
         self._listing = None
 
     def listing(self):
+        if self.xet:
+            return {**self.git_listing(), "xetHash": self.xet}
+        return self.git_listing()
+
+    def git_listing(self):
         if self._listing is None:
             if self.lfs:
                 pointer = lfs_pointer(self.blob)
@@ -95,10 +102,11 @@ class Commit:
 
 
 class Repo:
-    def __init__(self, kind, repo_id, private=False, gated=False, readers=(), approved=()):
+    def __init__(self, kind, repo_id, private=False, gated=False, readers=(), approved=(), xet=False):
         assert kind in ("model", "dataset", "space")
         self.kind = kind
         self.id = repo_id
+        self.xet = xet  # its LFS files are stored in Xet
         self.private = private
         self.gated = gated  # False, "auto" or "manual"
         self.readers = set(readers)  # users who may see a private repo

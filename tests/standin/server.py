@@ -9,6 +9,7 @@ import base64
 import fnmatch
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import random
@@ -20,11 +21,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import fixtures, git
+from . import fixtures, git, xet
 from .blobs import BytesBlob
 from .repos import Entry
 
-API_VERBS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit"}
+API_VERBS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "xet-read-token"}
 KIND_PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 
@@ -42,7 +43,11 @@ class Hub:
         self.secret = random.randbytes(16)
         # latency: seconds before every answer; git: whether repos are
         # served over git too.
-        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000, "latency": 0, "git": True}
+        # xet_token_ttl: seconds a Xet read token is valid (the client
+        # refreshes it 30 s before); xet: whether Xet-backed files say so
+        # (off: served as plain LFS files, as before a repo's migration).
+        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000, "latency": 0, "git": True,
+                         "xet_token_ttl": 3600, "xet": True}
         self.git_root = tempfile.TemporaryDirectory(prefix="standin-git-")
         self.git = git.Repositories(self.git_root.name)
         self.faults = []
@@ -53,7 +58,36 @@ class Hub:
         self.log_epoch = 0
         self.log_file = None
         self.lfs_blobs = {}  # sha256 -> blob, filled as LFS files are resolved
-        self.hub_url = self.cdn_url = None
+        self.hub_url = self.cdn_url = self.cas_url = None
+        # Hugging Face's CAS behind the "cas" origin, and which repo holds
+        # which Xet file ("kind:id" -> hashes): a token reads only its repo's.
+        self.cas = None
+        self.xet_tokens = xet.Tokens(self.secret)
+        self.xet_files = {}
+
+    def start_xet(self, binary):
+        """Starts the CAS and uploads every LFS file of the Xet-backed repos,
+        commit after commit as a user pushes them, so that each commit's
+        upload is deduplicated against the chunks already there."""
+        self.cas = xet.LocalCas(binary)
+        hashes = {}
+        for r in self.repos.values():
+            for c in (r.commits.values() if r.xet else ()):  # in the order they were made
+                new = {}
+                for e in c.files.values():
+                    if e.lfs and e.blob.sha256() not in hashes:
+                        new.setdefault(e.blob.sha256(), e.blob)
+                if new:
+                    hashes.update(zip(new, self.cas.upload([b.read_all() for b in new.values()])))
+        for r in self.repos.values():
+            for c in r.commits.values():
+                for e in c.files.values():
+                    if r.xet and e.lfs:
+                        e.xet = hashes[e.blob.sha256()]
+                        self.xet_files.setdefault(f"{r.kind}:{r.id}", set()).add(e.xet)
+
+    def xet_entry(self, entry):
+        return entry.xet if entry.xet and self.cas and self.settings["xet"] else None
 
     # -- fault switches -------------------------------------------------
     def take_fault(self, kind, where, path, applies=lambda f: True):
@@ -137,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.admin(raw_path)
             elif self.server.role == "cdn":
                 self.cdn(raw_path)
+            elif self.server.role == "cas":
+                self.cas(raw_path)
             else:
                 self.hub_route(raw_path)
         except Dropped:
@@ -269,7 +305,23 @@ class Handler(BaseHTTPRequestHandler):
             return self.info(repo, urllib.parse.unquote(rest[1]))
         if rest[0] == "tree" and len(rest) >= 2:
             return self.tree(repo, urllib.parse.unquote(rest[1]), urllib.parse.unquote("/".join(rest[2:])))
+        if rest[0] == "xet-read-token" and len(rest) == 2:
+            return self.xet_read_token(repo, kind, repo_id, urllib.parse.unquote(rest[1]), user)
         self.error(404, None, "Not Found")
+
+    def xet_read_token(self, repo, kind, repo_id, rev, user):
+        """A token for the CAS, under the rules of a download; in the body
+        (what hf_xet reads) and in headers (what huggingface_hub reads)."""
+        if not self.check_access(repo, kind, repo_id, user, download=True):
+            return
+        if self.commit_or_404(repo, rev) is None:
+            return
+        if not self.hub.cas or not self.hub.settings["xet"]:
+            return self.error(404, None, "This repository is not backed by Xet")
+        token, exp = self.hub.xet_tokens.issue(kind, repo.id, self.hub.settings["xet_token_ttl"])
+        self.reply_json({"accessToken": token, "exp": exp, "casUrl": self.hub.cas_url},
+                        headers=[("X-Xet-Cas-Url", self.hub.cas_url), ("X-Xet-Access-Token", token),
+                                 ("X-Xet-Token-Expiration", str(exp))])
 
     def commit_or_404(self, repo, rev):
         c = repo.resolve(rev)
@@ -319,7 +371,8 @@ class Handler(BaseHTTPRequestHandler):
                 return False
             return recursive or "/" not in path[len(prefix):]
 
-        entries = [c.files[p].listing() for p in c.files if wanted(p)]
+        entries = [c.files[p].listing() if self.hub.xet_entry(c.files[p]) else c.files[p].git_listing()
+                   for p in c.files if wanted(p)]
         # Fault switch: a lying listing (hostile paths, duplicates, ...).
         injected = self.hub.take_fault("listing", "api", repo.id)
         if injected:
@@ -357,6 +410,15 @@ class Handler(BaseHTTPRequestHandler):
                               [("X-Repo-Commit", c.sha)])
         common = [("X-Repo-Commit", c.sha), ("ETag", f'"{entry.etag()}"'), ("Accept-Ranges", "bytes")]
         if entry.lfs:
+            # A Xet-backed file names its Xet hash and where to get a token;
+            # the redirect (the LFS bridge) still serves it whole.
+            xet_hash = self.hub.xet_entry(entry)
+            if xet_hash:
+                plural = kind + "s"
+                token_url = f"{self.hub.hub_url}/api/{plural}/{repo.id}/xet-read-token/{c.sha}"
+                common += [("X-Xet-Hash", xet_hash),
+                           ("Link", f'<{token_url}>; rel="xet-auth", '
+                                    f'<{self.hub.cas_url}/v1/reconstructions/{xet_hash}>; rel="xet-reconstruction-info"')]
             self.reply(302, [("Location", self.hub.cdn_location(entry)), ("X-Linked-Size", str(entry.blob.size)),
                              ("X-Linked-Etag", f'"{entry.blob.sha256()}"'), *common])
         else:
@@ -444,6 +506,91 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, [("Content-Type", "text/plain")], b"NoSuchKey")
         self.send_blob(blob, name, "cdn", [("ETag", f'"{sha}"'), ("Content-Type", "application/octet-stream")])
 
+    # -- Xet CAS ---------------------------------------------------------------
+    def cas(self, raw_path):
+        """The CAS as the Hub runs it, in front of Hugging Face's local one:
+        reconstructions need a token for the file's repo; the fetch URLs in
+        them are signed and expire (url_ttl), as the real ones do."""
+        segs = raw_path.split("/")[1:]
+        if self.command == "POST" and raw_path.endswith("/telemetry"):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return self.reply_json({})
+        if len(segs) == 3 and segs[0] in ("v1", "v2") and segs[1] == "reconstructions" and self.command == "GET":
+            return self.reconstruction(raw_path, segs[2])
+        if segs == ["v1", "fetch_term"] and self.command == "GET":
+            return self.fetch_term(raw_path)
+        self.error(404, None, "Not Found")
+
+    def reconstruction(self, raw_path, file_hash):
+        """Faults apply to the path (`match`: "/v2/*", say)."""
+        if self.hub.take_fault("hangup", "cas", raw_path):
+            self.connection.shutdown(socket.SHUT_RDWR)
+            raise Dropped
+        if self.injected_status("cas", raw_path):
+            return
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        claims = self.hub.xet_tokens.check(token) if scheme.lower() == "bearer" else None
+        if claims is None or claims[1] <= time.time() or self.hub.take_fault("expired", "cas", raw_path):
+            return self.error(401, None, "Invalid or expired Xet token")
+        if file_hash not in self.hub.xet_files.get(claims[0], ()):
+            return self.error(404, None, "File not found")
+        status, headers, body = self.upstream(raw_path, {"Range": self.headers.get("Range")})
+        if status == 200:
+            answer = json.loads(body)
+            for fetches in (answer.get("xorbs") or {}).values():
+                for f in fetches:
+                    f["url"] = self.signed(f["url"])
+            for fetches in (answer.get("fetch_info") or {}).values():
+                for f in fetches:
+                    f["url"] = self.signed(f["url"])
+            # Fault switch: a lying reconstruction (fields replaced).
+            answer.update((self.hub.take_fault("reconstruction", "cas", raw_path) or {}).get("set", {}))
+            return self.reply_json(answer)
+        self.reply(status, [(k, v) for k, v in headers if k.lower() == "content-type"], body)
+
+    def signed(self, url):
+        expires = int(time.time() + self.hub.settings["url_ttl"])
+        term = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["term"][0]
+        q = urllib.parse.urlencode({"term": term, "expires": expires, "sig": self.hub.sign(term, "xet", expires)})
+        return f"{self.hub.cas_url}/v1/fetch_term?{q}"
+
+    def fetch_term(self, raw_path):
+        """A xorb range; faults apply to the xorb's hash (`match`)."""
+        try:
+            term, expires, sig = (self.query[k][0] for k in ("term", "expires", "sig"))
+            expires = int(expires)
+            xorb = base64.urlsafe_b64decode(term + "=" * (-len(term) % 4)).decode().partition(":")[0]
+        except (KeyError, ValueError):
+            return self.reply(403, [("Content-Type", "application/xml")], b"<Error><Code>AccessDenied</Code></Error>")
+        if "Authorization" in self.headers:
+            return self.reply(400, [("Content-Type", "application/xml")],
+                              b"<Error><Code>InvalidArgument</Code></Error>")
+        expired = expires < time.time() or self.hub.take_fault("expired", "xorb", xorb)
+        if not hmac.compare_digest(sig, self.hub.sign(term, "xet", expires)) or expired:
+            return self.reply(403, [("Content-Type", "application/xml")],
+                              b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+        if self.injected_status("xorb", xorb):
+            return
+        if self.hub.take_fault("hangup", "xorb", xorb):
+            self.connection.shutdown(socket.SHUT_RDWR)
+            raise Dropped
+        status, headers, body = self.upstream(f"/v1/fetch_term?term={term}", {"Range": self.headers.get("Range")})
+        self.send_blob(BytesBlob(body), xorb, "xorb", [(k, v) for k, v in headers if k.lower() == "content-type"],
+                       status=status, content_range=dict(headers).get("Content-Range"))
+
+    def upstream(self, path, headers):
+        """Asks the local CAS, as if on this origin (the URLs it writes name
+        the Host it was asked on)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.hub.cas.port, timeout=60)
+        try:
+            h = {"Host": urllib.parse.urlsplit(self.hub.cas_url).netloc}
+            h.update((k, v) for k, v in headers.items() if v)
+            conn.request("GET", path, headers=h)
+            r = conn.getresponse()
+            return r.status, r.getheaders(), r.read()
+        finally:
+            conn.close()
+
     # -- content with ranges and faults ------------------------------------------
     def parse_range(self, header, total):
         """(start, end) for a single `bytes=` range, "unsatisfiable", or None to
@@ -465,23 +612,29 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return start, end
 
-    def send_blob(self, blob, name, where, headers):
+    def send_blob(self, blob, name, where, headers, status=None, content_range=None):
+        """Serves `blob` (honouring Range), or, given the `status` and
+        `content_range` of an answer made elsewhere, exactly that; with the
+        drop, stall and corrupt faults either way."""
         total = blob.size
-        start, end, status = 0, total, 200
+        start, end = 0, total
         rng = self.headers.get("Range")
-        if rng and not self.hub.take_fault("ignore_range", where, name):
+        if status is not None:
+            headers = [*headers, ("Content-Range", content_range)] if content_range else headers
+        elif rng and not self.hub.take_fault("ignore_range", where, name):
             r = self.parse_range(rng, total)
             if r == "unsatisfiable":
                 return self.reply(416, [("Content-Range", f"bytes */{total}"), *headers])
             if r:
                 (start, end), status = r, 206
+        status = status or 200
         self.status_sent = status
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(end - start))
-        if status == 206:
+        if status == 206 and not content_range:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{total}")
         self.end_headers()
         if not self.want_body or self.command == "HEAD":
@@ -574,11 +727,13 @@ class Server(ThreadingHTTPServer):
 
 
 def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_cache=None, log_file=None,
-          tls_cert=None, small_files=()):
-    """Serves both origins; with `tls_cert` (a PEM file holding the key and
-    the certificate chain) over https, as the real Hub and CDN are."""
+          tls_cert=None, small_files=(), xet_cas=None):
+    """Serves the three origins (Hub, CDN, Xet CAS); with `tls_cert` (a PEM
+    file holding the key and the certificate chain) over https, as the real
+    ones are. With `xet_cas` (the local_cas_server binary) the Xet-backed
+    repos are in Xet; without, their files are plain LFS files."""
     hub = Hub(fixtures.build(hash_cache, synthetic, minilm, small_files), dict(fixtures.TOKENS))
-    servers = [Server((host, port), "hub", hub), Server((host, cdn_port), "cdn", hub)]
+    servers = [Server((host, port), "hub", hub), Server((host, cdn_port), "cdn", hub), Server((host, 0), "cas", hub)]
     scheme = "http"
     if tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -586,8 +741,9 @@ def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_
         for s in servers:
             s.socket = ctx.wrap_socket(s.socket, server_side=True)
         scheme = "https"
-    hub.hub_url = f"{scheme}://{host}:{servers[0].server_address[1]}"
-    hub.cdn_url = f"{scheme}://{host}:{servers[1].server_address[1]}"
+    hub.hub_url, hub.cdn_url, hub.cas_url = (f"{scheme}://{host}:{s.server_address[1]}" for s in servers)
+    if xet_cas:
+        hub.start_xet(xet_cas)
     if log_file:
         hub.log_file = open(log_file, "a")
     for s in servers:
