@@ -10,6 +10,12 @@ use std::sync::{Mutex, MutexGuard};
 /// may go to.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// Whether a switch in the environment is on, as the official client reads
+/// its own (`HF_HUB_DISABLE_XET`, …): 1, on, yes or true, in any case.
+pub fn env_on(value: Option<&str>) -> bool {
+    value.is_some_and(|v| ["1", "on", "yes", "true"].contains(&v.trim().to_ascii_lowercase().as_str()))
+}
+
 /// A commit id: 40 hexadecimal digits, lowercase. Checked, and lowercased,
 /// once, where it enters the core (an input, the Hub's answer, the glue's
 /// cache); everything after compares these.
@@ -68,6 +74,48 @@ pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub digest: Digest,
+    /// Where the file is stored in Xet, when it is (`xetHash`).
+    pub xet: Option<XetHash>,
+}
+
+/// A Xet hash: a chunk's, a xorb's or a file's (see `xet`). Written as four
+/// little-endian 64-bit words, each as 16 hex digits: the Xet spec's order,
+/// not the bytes'.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct XetHash(pub [u8; 32]);
+
+impl XetHash {
+    pub fn parse(s: &str) -> Option<XetHash> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut b = [0u8; 32];
+        for i in 0..4 {
+            let w = u64::from_str_radix(&s[16 * i..16 * i + 16], 16).ok()?;
+            b[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        Some(XetHash(b))
+    }
+
+    fn word(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.0[8 * i..8 * i + 8].try_into().expect("8 bytes"))
+    }
+
+    pub fn last_word(&self) -> u64 {
+        self.word(3)
+    }
+}
+
+impl fmt::Display for XetHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (0..4).try_for_each(|i| write!(f, "{:016x}", self.word(i)))
+    }
+}
+
+impl fmt::Debug for XetHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl FileEntry {

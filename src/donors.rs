@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::{content_key, Digest, FileEntry};
 use crate::cache;
-use crate::download::Reuse;
+use crate::download::{Local, Reuse, Run};
 use crate::spec::Spec;
 use crate::verify::{self, HashingReader};
 
@@ -22,6 +22,8 @@ const REMEMBERED: usize = 4;
 pub struct Donors {
     /// "<digest>-<size>" -> a file in the store with that content.
     store: BTreeMap<String, PathBuf>,
+    /// Xet chunks those files hold.
+    xet: Local,
     /// The official client's blobs folder for this repo, if any.
     hf_blobs: Option<PathBuf>,
 }
@@ -45,6 +47,9 @@ struct Remembered {
     /// The snapshot's real path on this machine.
     path: String,
     files: Manifest,
+    /// Content key -> the Xet chunks the file holds, where known.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    xet: BTreeMap<String, Vec<Run>>,
 }
 
 /// The index at `path`; an unreadable one is as good as none (it only
@@ -64,17 +69,28 @@ pub fn hf_blobs_dir(spec: &Spec, env: &dyn Fn(&str) -> Option<String>) -> Option
 impl Donors {
     pub fn find(index_root: Option<&Path>, spec: &Spec, hf_blobs: Option<PathBuf>) -> Donors {
         let mut store = BTreeMap::new();
+        let mut xet = Local::default();
         let snapshots = index_root.map(|r| read_index(&index_path(r, spec)).snapshots).unwrap_or_default();
         for snap in snapshots {
             let root = Path::new(&snap.path);
             if !root.is_dir() {
                 continue; // garbage-collected since
             }
+            for (k, runs) in snap.xet {
+                if let Some(rel) = snap.files.get(&k) {
+                    runs.into_iter().for_each(|r| xet.add(root.join(rel), r));
+                }
+            }
             for (k, rel) in snap.files {
                 store.entry(k).or_insert_with(|| root.join(rel));
             }
         }
-        Donors { store, hf_blobs }
+        Donors { store, xet, hf_blobs }
+    }
+
+    /// The Xet chunks of earlier snapshots, for the CAS reader.
+    pub fn take_xet(&mut self) -> Local {
+        std::mem::take(&mut self.xet)
     }
 
     /// Whether this content is on this machine (unchecked, for planning).
@@ -138,14 +154,29 @@ pub fn manifest(files: &[FileEntry]) -> Manifest {
     files.iter().map(|f| (f.content_key(), f.path.clone())).collect()
 }
 
-/// Records that `store_path` holds the files of `manifest`, keeping the
-/// newest few snapshots of the repo.
-pub fn remember(index_root: &Path, spec: &Spec, store_path: &str, manifest: Manifest) -> std::io::Result<()> {
+/// Records that `store_path` holds the files of `manifest`, and the Xet
+/// chunks `xet` (by content key) of those fetched now, keeping the newest
+/// few snapshots of the repo. Files taken from an earlier snapshot keep
+/// the chunks known there.
+pub fn remember(
+    index_root: &Path,
+    spec: &Spec,
+    store_path: &str,
+    manifest: Manifest,
+    mut xet: BTreeMap<String, Vec<Run>>,
+) -> std::io::Result<()> {
     fs::create_dir_all(index_root)?;
     let path = index_path(index_root, spec);
     let mut index = read_index(&path);
+    for s in &index.snapshots {
+        for (k, runs) in &s.xet {
+            if manifest.contains_key(k) {
+                xet.entry(k.clone()).or_insert_with(|| runs.clone());
+            }
+        }
+    }
     index.snapshots.retain(|s| s.path != store_path);
-    index.snapshots.insert(0, Remembered { path: store_path.to_string(), files: manifest });
+    index.snapshots.insert(0, Remembered { path: store_path.to_string(), files: manifest, xet });
     index.snapshots.truncate(REMEMBERED);
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     fs::write(&tmp, serde_json::to_vec(&index)?)?;

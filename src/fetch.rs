@@ -10,16 +10,16 @@
 //! and reports (`Work::pump`), so that Ctrl-C ends a fetch at once in every
 //! phase, even while an answer from the Hub is awaited.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::base::{CommitId, FileEntry, Observer, Revision};
+use crate::base::{env_on, CommitId, FileEntry, Observer, Revision, XetHash};
 use crate::donors::{self, Donors, Manifest};
-use crate::download::{self, HubSource, Job, Output, Transfer};
+use crate::download::{self, HubSource, Job, Local, Output, Run, Source, Transfer, XetSource};
 use crate::error::{fail, Error, Kind, Result};
 use crate::hub::{self, Hub};
 use crate::regular;
@@ -98,11 +98,23 @@ pub struct Started {
     pub dir: PathBuf,
     /// The snapshot's files by content, for `donors::remember`.
     pub manifest: Manifest,
+    /// What read the Xet-backed files, if the CAS did.
+    xet: Option<Arc<XetSource>>,
     /// Held until the caller has the snapshot in the store: another
     /// process fetching the same snapshot waits for it instead of racing on
     /// the same files. Never read: dropping it releases the lock.
     #[allow(dead_code)]
     pub lock: File,
+}
+
+impl Started {
+    /// The Xet chunks of the files read whole, by content key, for
+    /// `donors::remember`.
+    pub fn xet_runs(&self) -> BTreeMap<String, Vec<Run>> {
+        let Some(x) = &self.xet else { return BTreeMap::new() };
+        let key_of: BTreeMap<&String, &String> = self.manifest.iter().map(|(k, p)| (p, k)).collect();
+        x.runs().into_iter().filter_map(|(p, r)| Some((key_of.get(&p)?.to_string(), r))).collect()
+    }
 }
 
 /// What the first phase finds: the commit, the files, and a transfer ready
@@ -116,6 +128,7 @@ struct Planned {
     prepared: download::Prepared,
     /// What to say at -v once planned (how the regular files come).
     notes: Vec<String>,
+    xet: Option<Arc<XetSource>>,
 }
 
 /// Starts fetching the snapshot `req` asks for, as threads of `work`,
@@ -127,7 +140,8 @@ pub fn start(hub: Arc<Hub>, req: Request, work: &Work, obs: &dyn Observer) -> Re
         work.clone().task("hf-plan", move || plan(&hub, &req, &work))
     };
     work.pump(obs, &|| !planning.pending(), &|| false, &|_| {})?;
-    let Planned { revision, wanted, dir, lock, job, prepared, notes } = planning.take().expect("the plan is there");
+    let Planned { revision, wanted, dir, lock, job, prepared, notes, xet } =
+        planning.take().expect("the plan is there");
     for n in &notes {
         obs.note(n);
     }
@@ -141,6 +155,7 @@ pub fn start(hub: Arc<Hub>, req: Request, work: &Work, obs: &dyn Observer) -> Re
         reused_bytes,
         dir,
         manifest: donors::manifest(&wanted),
+        xet,
         lock,
     };
     Ok((started, transfer))
@@ -171,10 +186,17 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
     fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let lock = lock_dir(&dir)?;
     let hf_blobs = donors::hf_blobs_dir(spec, &|k| std::env::var(k).ok());
-    let donors = Donors::find(req.index_root.as_deref(), spec, hf_blobs);
+    let mut donors = Donors::find(req.index_root.as_deref(), spec, hf_blobs);
+    let local = donors.take_xet();
     // Only regular files can come in a pack: only they are looked for here.
     let here: BTreeSet<String> =
         wanted.iter().filter(|f| f.is_regular() && donors.has(&f.digest, f.size)).map(FileEntry::content_key).collect();
+    // Xet-backed files to fetch: those not on this machine.
+    let xet: BTreeMap<String, (XetHash, u64)> = wanted
+        .iter()
+        .filter(|f| !donors.has(&f.digest, f.size))
+        .filter_map(|f| f.xet.map(|h| (f.path.clone(), (h, f.size))))
+        .collect();
     let (reuse, outcome) = regular::fetch(
         hub,
         spec,
@@ -186,9 +208,11 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
         &dir,
         work,
     )?;
-    let notes = outcome.note(&spec.display()).into_iter().collect();
+    let mut notes: Vec<String> = outcome.note(&spec.display()).into_iter().collect();
     let regular = wanted.iter().filter(|f| f.is_regular()).map(|f| f.path.clone()).collect();
-    let source = Arc::new(HubSource::new(hub.clone(), spec.clone(), revision.sha.clone(), regular));
+    let bridge = HubSource::new(hub.clone(), spec.clone(), revision.sha.clone(), regular);
+    let Sources { source, xet, note } = xet_source(hub, spec, &revision.sha, xet, local, bridge, work)?;
+    notes.extend(note);
     let job = Job {
         source,
         files: wanted.clone(),
@@ -203,7 +227,46 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
         shown: spec.display(),
     };
     let prepared = download::prepare(&job)?;
-    Ok(Planned { revision, wanted, dir, lock, job, prepared, notes })
+    Ok(Planned { revision, wanted, dir, lock, job, prepared, notes, xet })
+}
+
+/// Where a snapshot's files come from; what reads the CAS, if it does;
+/// and why it does not, if it could have.
+struct Sources {
+    source: Arc<dyn Source>,
+    xet: Option<Arc<XetSource>>,
+    note: Option<String>,
+}
+
+/// The files' source: the Xet CAS for Xet-backed files still to fetch,
+/// when the Hub gives a token for it, and the Hub otherwise. When it gives
+/// none, a note says why. `HF_HUB_DISABLE_XET`, the official client's
+/// switch, sends them through the Hub's LFS bridge.
+fn xet_source(
+    hub: &Arc<Hub>,
+    spec: &Spec,
+    sha: &CommitId,
+    files: BTreeMap<String, (XetHash, u64)>,
+    local: Local,
+    bridge: HubSource,
+    work: &Work,
+) -> Result<Sources> {
+    if files.is_empty() || env_on(std::env::var("HF_HUB_DISABLE_XET").ok().as_deref()) {
+        return Ok(Sources { source: Arc::new(bridge), xet: None, note: None });
+    }
+    match hub.xet_token(spec, sha, work) {
+        Ok(token) => {
+            let x = Arc::new(XetSource::new(hub.clone(), spec.clone(), sha.clone(), bridge, files, token, local));
+            Ok(Sources { source: x.clone(), xet: Some(x), note: None })
+        }
+        Err(e) if e.kind == Kind::Interrupted => Err(e),
+        Err(e) => {
+            let shown = spec.display();
+            let note =
+                format!("{shown}: no Xet CAS ({}); its Xet-backed files come through the Hub's LFS bridge", e.message);
+            Ok(Sources { source: Arc::new(bridge), xet: None, note: Some(note) })
+        }
+    }
 }
 
 /// Where the index of remembered snapshots lives, beside the partial dirs.

@@ -523,7 +523,8 @@ impl Fetch {
             };
             let _ = std::fs::remove_dir_all(&started.dir);
             let root = fetch::index_root(&self.partial_root);
-            crate::donors::remember(&root, spec, store_path, started.manifest)
+            let xet = started.xet_runs();
+            crate::donors::remember(&root, spec, store_path, started.manifest, xet)
                 .map_err(|e| Error::new(Kind::LocalIo, format!("cannot update the snapshot index: {e}")))
         })
     }

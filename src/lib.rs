@@ -6,7 +6,8 @@
 //!    observer; the threads of a fetch and the one condition they wait on);
 //! 2. `retry` (the one retry runner), `verify`, `nar`, `select`, `spec`,
 //!    `cache` (a Hugging Face cache's layout, and where the official client
-//!    keeps its files), `token`: pure or nearly so;
+//!    keeps its files), `token`, `xet` (Xet's hashes, chunks and
+//!    reconstruction answers): pure or nearly so;
 //! 3. `hub`: HTTP to the Hub;
 //! 4. `donors` (contents already on this machine) and `download` (the
 //!    transfer engine);
@@ -34,3 +35,4 @@ mod spec;
 mod token;
 mod verify;
 mod work;
+mod xet;

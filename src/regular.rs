@@ -191,7 +191,7 @@ mod tests {
     use super::*;
 
     fn regular(path: &str, size: u64, id: char) -> FileEntry {
-        FileEntry { path: path.into(), size, digest: Digest::GitSha1(id.to_string().repeat(40)) }
+        FileEntry { path: path.into(), size, digest: Digest::GitSha1(id.to_string().repeat(40)), xet: None }
     }
 
     #[test]
@@ -199,7 +199,12 @@ mod tests {
         let many: Vec<FileEntry> =
             (0..40).map(|i| regular(&format!("f{i}"), 100, char::from_digit(i % 16, 16).unwrap())).collect();
         let distinct: Vec<FileEntry> = (0..40)
-            .map(|i| FileEntry { path: format!("f{i}"), size: 100, digest: Digest::GitSha1(format!("{i:040x}")) })
+            .map(|i| FileEntry {
+                path: format!("f{i}"),
+                size: 100,
+                digest: Digest::GitSha1(format!("{i:040x}")),
+                xet: None,
+            })
             .collect();
         assert!(to_fetch(&many, &|_| false).len() == 16, "one fetch per content");
         let all: Vec<&FileEntry> = distinct.iter().collect();

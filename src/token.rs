@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use crate::base::DEFAULT_ENDPOINT;
+use crate::base::{env_on, DEFAULT_ENDPOINT};
 use crate::cache;
 
 #[derive(Clone)]
@@ -135,7 +135,7 @@ fn trusted(endpoint: &Url, env: &dyn Fn(&str) -> Option<String>) -> bool {
 /// The token the official client would find, if the user did not turn
 /// implicit tokens off.
 fn implicit_token(env: &dyn Fn(&str) -> Option<String>) -> Option<Token> {
-    if env("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|v| !v.is_empty() && v != "0" && v.to_lowercase() != "false") {
+    if env_on(env("HF_HUB_DISABLE_IMPLICIT_TOKEN").as_deref()) {
         return None;
     }
     for var in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] {

@@ -600,6 +600,11 @@ fn fetch_piece(s: &Shared, b: &Blob, start: u64, end: u64, piece: &mut [u8]) -> 
             Ok(()) if pos == end => Attempt::Done(()),
             Ok(()) => Attempt::retry(Kind::Unreachable, format!("the connection closed at byte {pos} of '{path}'")),
             Err(_) if s.work.stopped() => Attempt::Fail(Error::interrupted()),
+            // Bytes that are not what was promised (a Xet chunk that does
+            // not decode) against a connection that broke.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Attempt::retry(Kind::CorruptData, s.source.broke_off(path, pos, &e))
+            }
             Err(e) => Attempt::retry(Kind::Unreachable, s.source.broke_off(path, pos, &e)),
         }
     })

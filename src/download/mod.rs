@@ -1,6 +1,7 @@
 //! Downloading a snapshot's files: what to fetch (`plan`), the buffers it
 //! passes through (`pool`), the records that let it resume (`resume`), and
-//! the engine that does it (`engine`), here wired to the Hub.
+//! the engine that does it (`engine`), here wired to the Hub, and to the
+//! Xet CAS for Xet-backed files (`xet`).
 
 mod engine;
 mod plan;
@@ -8,6 +9,7 @@ mod pool;
 mod resume;
 #[cfg(test)]
 mod tests;
+mod xet;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use url::Url;
 
 pub use engine::{prepare, start, Job, NarStream, Output, Prepared, Ranged, Reuse, Source, Transfer};
+pub use xet::{Local, Run, XetSource};
 
 use crate::base::{lock, CommitId};
 use crate::hub::{self, Hub};

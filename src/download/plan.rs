@@ -42,7 +42,7 @@ mod tests {
     use super::*;
 
     fn file(path: &str, size: u64, hash: &str) -> FileEntry {
-        FileEntry { path: path.into(), size, digest: Digest::Sha256(hash.repeat(64)) }
+        FileEntry { path: path.into(), size, digest: Digest::Sha256(hash.repeat(64)), xet: None }
     }
 
     #[test]

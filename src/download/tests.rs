@@ -195,6 +195,7 @@ fn entries(files: &[(&str, Vec<u8>)]) -> Vec<FileEntry> {
             path: p.to_string(),
             size: d.len() as u64,
             digest: if p.ends_with(".txt") { git_sha1(d) } else { sha256(d) },
+            xet: None,
         })
         .collect()
 }

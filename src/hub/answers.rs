@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::base::{CommitId, Digest, FileEntry, Revision};
+use crate::base::{CommitId, Digest, FileEntry, Revision, XetHash};
 use crate::error::{fail, Error, Kind, Result};
 use crate::select::is_plain_relative_path;
 use crate::spec::Spec;
@@ -31,6 +31,9 @@ enum TreeEntry {
         /// The git blob sha1 (of the pointer file, for LFS files).
         oid: Option<String>,
         lfs: Option<LfsInfo>,
+        /// Where the content is in Xet, for Xet-backed files.
+        #[serde(rename = "xetHash")]
+        xet_hash: Option<String>,
     },
     Directory {
         path: String,
@@ -90,7 +93,9 @@ impl Listing {
     pub fn add_page(&mut self, body: &[u8], spec: &Spec) -> Result<()> {
         for e in read::<Vec<TreeEntry>>(body, spec, "tree listing", "[")? {
             match e {
-                TreeEntry::File { path, size, oid, lfs } => self.files.push(file(path, size, oid, lfs, spec)?),
+                TreeEntry::File { path, size, oid, lfs, xet_hash } => {
+                    self.files.push(file(path, size, oid, lfs, xet_hash, spec)?)
+                }
                 TreeEntry::Directory { path } => {
                     self.dirs.insert(path);
                 }
@@ -147,7 +152,14 @@ fn hex_of_len(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn file(path: String, size: Option<u64>, oid: Option<String>, lfs: Option<LfsInfo>, spec: &Spec) -> Result<FileEntry> {
+fn file(
+    path: String,
+    size: Option<u64>,
+    oid: Option<String>,
+    lfs: Option<LfsInfo>,
+    xet_hash: Option<String>,
+    spec: &Spec,
+) -> Result<FileEntry> {
     if !is_plain_relative_path(&path) || path.len() > 4096 || path.split('/').any(|s| s.len() > 255) {
         fail!(
             CorruptData,
@@ -172,7 +184,10 @@ fn file(path: String, size: Option<u64>, oid: Option<String>, lfs: Option<LfsInf
         }
     };
     let Some(size) = size else { fail!(CorruptData, "the Hub lists no size for '{path}' of '{}'", spec.display()) };
-    Ok(FileEntry { path, size, digest })
+    // Only LFS files are in Xet. A Xet hash nix-hf cannot read is left
+    // out: the file then comes through the LFS bridge, verified the same.
+    let xet = xet_hash.as_deref().and_then(XetHash::parse).filter(|_| matches!(digest, Digest::Sha256(_)));
+    Ok(FileEntry { path, size, digest, xet })
 }
 
 /// Seconds since the epoch of an ISO-8601 UTC time such as
@@ -241,6 +256,19 @@ mod tests {
         assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a.txt", "b/w.bin"]);
         assert_eq!(files[0].digest, Digest::GitSha1(SHA1.into()));
         assert_eq!((files[1].size, &files[1].digest), (99, &Digest::Sha256(lfs)));
+        assert_eq!(files[1].xet, None, "an unreadable Xet hash is left out");
+    }
+
+    #[test]
+    fn xet_hashes_are_kept_for_lfs_files_only() {
+        let xet = "07060504030201000f0e0d0c0b0a090817161514131211101f1e1d1c1b1a1918";
+        let files = listing(&[json!([
+            {"type": "file", "path": "w", "size": 9, "oid": SHA1, "lfs": {"oid": "a".repeat(64), "size": 9},
+             "xetHash": xet},
+            {"type": "file", "path": "r", "size": 9, "oid": SHA1, "xetHash": xet}])])
+        .unwrap();
+        assert_eq!(files[1].xet.map(|h| h.to_string()).as_deref(), Some(xet));
+        assert_eq!(files[0].xet, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod answers;
 mod git;
 mod messages;
+mod xet;
 
 pub use self::git::Unusable;
 
@@ -26,6 +27,7 @@ use crate::token::{Choice, Token};
 use crate::work::Work;
 
 pub use messages::{read_failed, EXPIRED};
+pub use xet::{Reconstruction, XetToken, XorbRange};
 
 /// The endpoint from the plugin setting, else `HF_ENDPOINT`, else the Hub.
 pub fn endpoint_from(setting: &str, env: Option<String>) -> String {

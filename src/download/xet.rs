@@ -1,0 +1,451 @@
+//! Xet-backed files read from the CAS, as the official client reads them:
+//! each piece is reconstructed (V2, or V1 where V2 is not served), its
+//! xorb ranges fetched from the signed URLs and their chunks decoded as
+//! they stream in, so a piece costs a chunk's memory beyond its buffer.
+//! Everything else, and any file the CAS cannot serve, comes through the
+//! Hub as before (the LFS bridge); the engine verifies every file's sha256
+//! either way.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{HubSource, Ranged, Source};
+use crate::base::{lock, CommitId, XetHash};
+use crate::error::Kind;
+use crate::hub::{Hub, Reconstruction, XetToken, XorbRange};
+use crate::retry::Attempt;
+use crate::spec::Spec;
+use crate::xet::{self, Plan};
+
+pub struct XetSource {
+    hub: Arc<Hub>,
+    spec: Spec,
+    sha: CommitId,
+    /// The bridge, for all that is not read from the CAS.
+    bridge: HubSource,
+    /// Xet-backed files: path -> Xet hash.
+    files: BTreeMap<String, XetHash>,
+    token: Mutex<XetToken>,
+    /// The CAS does not serve V2: V1 from now on.
+    v1: AtomicBool,
+    /// Files the CAS could not serve: through the bridge from now on.
+    bridged: Mutex<BTreeSet<String>>,
+    /// The chunks each file gave so far, to check the whole against its
+    /// Xet hash once they cover it.
+    chunks: Arc<Chunks>,
+    /// Chunks on this machine already.
+    local: Arc<Local>,
+}
+
+/// Consecutive chunks of one xorb as they lie in a file: what a later
+/// fetch may read from that file instead of the CAS (kept in the snapshot
+/// index, `donors`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub xorb: String,
+    pub first: u32,
+    pub offset: u64,
+    pub lens: Vec<u32>,
+}
+
+/// Chunks on this machine, by xorb: files of earlier snapshots and the
+/// runs they hold.
+#[derive(Default)]
+pub struct Local(BTreeMap<XetHash, Vec<(PathBuf, Run)>>);
+
+impl Local {
+    pub fn add(&mut self, file: PathBuf, run: Run) {
+        if let Some(x) = XetHash::parse(&run.xorb) {
+            self.0.entry(x).or_default().push((file, run));
+        }
+    }
+
+    /// Where chunks `[first, end)` of `xorb` are: a file, the offset of the
+    /// first, and each one's length.
+    fn find(&self, xorb: &XetHash, first: u32, end: u32) -> Option<(PathBuf, u64, Vec<u32>)> {
+        self.0.get(xorb)?.iter().find_map(|(file, r)| {
+            let from = first.checked_sub(r.first)? as usize;
+            let lens = r.lens.get(from..from + (end - first) as usize)?;
+            let offset = r.offset + r.lens[..from].iter().map(|&l| l as u64).sum::<u64>();
+            Some((file.clone(), offset, lens.to_vec()))
+        })
+    }
+}
+
+/// Chunks by file and offset. Pieces overlap by the chunks at their ends,
+/// which are kept once; a file whose chunks came partly from an earlier
+/// run is never covered here (its sha256 is checked all the same).
+#[derive(Default)]
+struct Chunks {
+    files: Mutex<BTreeMap<String, FileChunks>>,
+    /// The runs of each file whose chunks were all seen.
+    done: Mutex<BTreeMap<String, Vec<Run>>>,
+}
+
+struct FileChunks {
+    expected: XetHash,
+    size: u64,
+    covered: u64,
+    /// Offset -> the chunk's hash, length, xorb and index in it.
+    at: BTreeMap<u64, (XetHash, u64, XetHash, u32)>,
+}
+
+impl Chunks {
+    /// Notes a chunk of `path` at `offset`; once the file is covered, its
+    /// Xet hash is checked, and its runs kept.
+    fn add(&self, path: &str, offset: u64, chunk: (XetHash, u64), xorb: XetHash, index: u32) -> io::Result<()> {
+        let mut all = lock(&self.files);
+        let Some(f) = all.get_mut(path) else { return Ok(()) };
+        if f.at.insert(offset, (chunk.0, chunk.1, xorb, index)).is_none() {
+            f.covered += chunk.1;
+        }
+        if f.covered < f.size {
+            return Ok(());
+        }
+        let f = all.remove(path).expect("present");
+        drop(all);
+        let mut next = 0;
+        let mut list = Vec::with_capacity(f.at.len());
+        let mut runs: Vec<Run> = Vec::new();
+        for (off, (h, len, xorb, index)) in f.at {
+            if off != next {
+                return Ok(()); // overlapping pieces that disagree: the sha256 decides
+            }
+            next += len;
+            list.push((h, len));
+            let hex = xorb.to_string();
+            match runs.last_mut() {
+                Some(r) if r.xorb == hex && r.first + r.lens.len() as u32 == index => r.lens.push(len as u32),
+                _ => runs.push(Run { xorb: hex, first: index, offset: off, lens: vec![len as u32] }),
+            }
+        }
+        if next != f.size {
+            return Ok(());
+        }
+        if xet::file_hash(&list) != f.expected {
+            return Err(invalid(format!("its chunks do not hash to the Xet hash {} the Hub lists", f.expected)));
+        }
+        lock(&self.done).insert(path.to_string(), runs);
+        Ok(())
+    }
+}
+
+impl XetSource {
+    pub fn new(
+        hub: Arc<Hub>,
+        spec: Spec,
+        sha: CommitId,
+        bridge: HubSource,
+        files: BTreeMap<String, (XetHash, u64)>,
+        token: XetToken,
+        local: Local,
+    ) -> XetSource {
+        let chunks = Chunks::default();
+        lock(&chunks.files).extend(
+            files.iter().map(|(p, &(expected, size))| {
+                (p.clone(), FileChunks { expected, size, covered: 0, at: BTreeMap::new() })
+            }),
+        );
+        let files = files.into_iter().map(|(p, (h, _))| (p, h)).collect();
+        XetSource {
+            chunks: Arc::new(chunks),
+            local: Arc::new(local),
+            hub,
+            spec,
+            sha,
+            bridge,
+            files,
+            token: Mutex::new(token),
+            v1: AtomicBool::new(false),
+            bridged: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The runs of chunks of each file read whole from the CAS (or from
+    /// chunks here), by path.
+    pub fn runs(&self) -> BTreeMap<String, Vec<Run>> {
+        lock(&self.chunks.done).clone()
+    }
+
+    /// The file's Xet hash, if it is read from the CAS.
+    fn in_cas(&self, path: &str) -> Option<&XetHash> {
+        self.files.get(path).filter(|_| !lock(&self.bridged).contains(path))
+    }
+
+    /// A token that is not about to expire.
+    fn token(&self) -> Attempt<XetToken> {
+        let mut t = lock(&self.token);
+        if !t.fresh() {
+            match self.hub.xet_token_attempt(&self.spec, &self.sha) {
+                Attempt::Done(new) => *t = new,
+                Attempt::Retry { wait, why, kind } => return Attempt::Retry { wait, why, kind },
+                Attempt::Fail(e) => return Attempt::Fail(e),
+            }
+        }
+        Attempt::Done(t.clone())
+    }
+
+    /// The bridge from now on for `path`, after the CAS said `why`.
+    fn bridge_instead(&self, path: &str, why: String) -> Attempt<Ranged> {
+        lock(&self.bridged).insert(path.to_string());
+        Attempt::Done(Ranged::Expired { why })
+    }
+
+    fn reconstruct(&self, file: &XetHash, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
+        let t = match self.token() {
+            Attempt::Done(t) => t,
+            Attempt::Retry { wait, why, kind } => return Attempt::Retry { wait, why, kind },
+            Attempt::Fail(e) => return self.bridge_instead(path, e.message),
+        };
+        let body = loop {
+            let v1 = self.v1.load(Ordering::Relaxed);
+            match self.hub.reconstruction(&t, file, start, end, v1) {
+                Attempt::Done(Reconstruction::Body(b)) => break b,
+                Attempt::Done(Reconstruction::Unauthorized) => {
+                    // Renewed on the next attempt.
+                    lock(&self.token).expire();
+                    return Attempt::retry(Kind::AccessDenied, "the Xet CAS no longer took the read token");
+                }
+                Attempt::Done(Reconstruction::NotServed) if !v1 => self.v1.store(true, Ordering::Relaxed),
+                Attempt::Done(Reconstruction::NotServed) => {
+                    return self.bridge_instead(path, format!("the Xet CAS does not know '{path}'"))
+                }
+                Attempt::Retry { wait, why, kind } => {
+                    // Should it never answer, the user can go around it.
+                    let why = format!("{why} (HF_HUB_DISABLE_XET=1 fetches through the Hub's LFS bridge instead)");
+                    return Attempt::Retry { wait, why, kind };
+                }
+                Attempt::Fail(e) => return self.bridge_instead(path, e.message),
+            }
+        };
+        match xet::plan(&body, start, end) {
+            Ok(plan) => {
+                let skip = plan.skip;
+                let at = Origin { chunks: self.chunks.clone(), path: path.to_string(), offset: start - skip };
+                let reader = Terms::new(self.hub.clone(), plan, at, self.local.clone());
+                Attempt::Done(Ranged::Body { reader: Box::new(reader), skip })
+            }
+            Err(why) => Attempt::retry(Kind::CorruptData, format!("the Xet CAS's reconstruction of '{path}' {why}")),
+        }
+    }
+}
+
+impl Source for XetSource {
+    fn locate(&self, path: &str) -> Attempt<Url> {
+        match self.in_cas(path) {
+            // Where the file's pieces are reconstructed (each asks anew).
+            Some(h) => Attempt::Done(lock(&self.token).reconstruction_url(h, false)),
+            None => self.bridge.locate(path),
+        }
+    }
+
+    fn range(&self, at: &Url, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
+        let from_cas = at.origin() == lock(&self.token).cas.origin() && at.path().contains("/reconstructions/");
+        match self.in_cas(path) {
+            Some(h) if from_cas => self.reconstruct(h, path, start, end),
+            _ if from_cas => Attempt::Done(Ranged::Expired { why: format!("'{path}' comes through the bridge now") }),
+            _ => self.bridge.range(at, path, start, end),
+        }
+    }
+
+    fn broke_off(&self, path: &str, at: u64, e: &io::Error) -> String {
+        if !self.files.contains_key(path) || lock(&self.bridged).contains(path) {
+            return self.bridge.broke_off(path, at, e);
+        }
+        match xet::chunk_problem(e) {
+            Some(p) => format!("a Xet chunk of '{path}' from the CAS was refused: {p} (at byte {at} of the file)"),
+            None => format!("reading '{path}' from the Xet CAS failed at byte {at}: {e}"),
+        }
+    }
+}
+
+/// The bytes of a plan's terms in order, decoded as they stream in. A
+/// fetch already open serves the next term too when its chunks follow.
+struct Terms {
+    hub: Arc<Hub>,
+    plan: Plan,
+    origin: Origin,
+    local: Arc<Local>,
+    /// The term's chunks here: the file, the next one's offset, the
+    /// lengths of those left.
+    here: Option<(File, u64, std::vec::IntoIter<u32>)>,
+    /// The term being read, its next chunk, and what it gave so far.
+    term: usize,
+    chunk: u32,
+    unpacked: u64,
+    /// The open fetch: which, and the index of the next chunk it gives.
+    open: Option<(usize, u32, Box<dyn Read + Send>)>,
+    /// How many more times the terms name each chunk, and those decoded
+    /// that are named again.
+    uses: HashMap<(XetHash, u32), usize>,
+    kept: HashMap<(XetHash, u32), Vec<u8>>,
+    stored: Vec<u8>,
+    out: Vec<u8>,
+    at: usize,
+}
+
+impl Terms {
+    fn new(hub: Arc<Hub>, plan: Plan, origin: Origin, local: Arc<Local>) -> Terms {
+        let chunk = plan.terms.first().map_or(0, |t| t.first);
+        // Deduplicated contents name the same chunks in several terms (a
+        // run of equal bytes, a repeated block): each is fetched once. The
+        // chunks a piece's terms name are at most its bytes plus two.
+        let mut uses = HashMap::new();
+        for t in &plan.terms {
+            for i in t.first..t.end {
+                *uses.entry((t.xorb, i)).or_insert(0usize) += 1;
+            }
+        }
+        let (stored, out, kept) = (Vec::new(), Vec::new(), HashMap::new());
+        Terms {
+            hub,
+            plan,
+            origin,
+            local,
+            here: None,
+            term: 0,
+            chunk,
+            unpacked: 0,
+            open: None,
+            uses,
+            kept,
+            stored,
+            out,
+            at: 0,
+        }
+    }
+
+    /// Whether the term's chunks are on this machine: they are read there.
+    fn look_here(&mut self) {
+        let t = &self.plan.terms[self.term];
+        self.here = self
+            .local
+            .find(&t.xorb, t.first, t.end)
+            .and_then(|(path, offset, lens)| Some((File::open(path).ok()?, offset, lens.into_iter())));
+    }
+
+    /// The next chunk from the file here.
+    fn chunk_here(&mut self) -> io::Result<()> {
+        let (file, offset, lens) = self.here.as_mut().expect("a term here");
+        let len = lens.next().ok_or_else(|| invalid("a term here ran out of chunks".into()))? as usize;
+        self.out.resize(len, 0);
+        file.read_exact_at(&mut self.out, *offset)?;
+        *offset += len as u64;
+        Ok(())
+    }
+
+    /// Decodes the next chunk into `out`; false when all terms are read.
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        loop {
+            let Some(t) = self.plan.terms.get(self.term) else { return Ok(false) };
+            if self.chunk < t.end {
+                break;
+            }
+            if self.unpacked != t.len {
+                return Err(invalid(format!(
+                    "chunks {}-{} of xorb {} unpack to {} bytes, not the {} the CAS promised",
+                    t.first, t.end, t.xorb, self.unpacked, t.len
+                )));
+            }
+            self.term += 1;
+            self.unpacked = 0;
+            self.chunk = self.plan.terms.get(self.term).map_or(0, |t| t.first);
+            self.here = None;
+        }
+        if self.chunk == self.plan.terms[self.term].first {
+            self.look_here();
+        }
+        if self.here.is_some() {
+            self.chunk_here()?;
+            return self.took_chunk();
+        }
+        let t = &self.plan.terms[self.term];
+        let (fetch, chunk, xorb) = (t.fetch, self.chunk, t.xorb);
+        if let Some(kept) = self.kept.get(&(xorb, chunk)) {
+            self.out.clone_from(kept);
+        } else {
+            if !matches!(&self.open, Some((f, c, _)) if *f == fetch && *c <= chunk) {
+                let f = &self.plan.fetches[fetch];
+                let body = match self.hub.xorb_range(&f.url, f.bytes) {
+                    Attempt::Done(XorbRange::Body(r)) => r,
+                    Attempt::Done(XorbRange::Expired) => return Err(io::Error::other("its signed URL expired")),
+                    Attempt::Retry { why, .. } => return Err(io::Error::other(why)),
+                    Attempt::Fail(e) => return Err(io::Error::other(e.message)),
+                };
+                self.open = Some((fetch, f.first, Box::new(body)));
+            }
+            let (_, next, body) = self.open.as_mut().expect("a fetch is open");
+            // Chunks before the term's: kept if a later term wants them.
+            while *next <= chunk {
+                if xet::read_chunk(body, &mut self.stored, &mut self.out)?.is_none() {
+                    return Err(invalid(format!("the xorb range ended before chunk {next} of xorb {xorb}")));
+                }
+                if *next < chunk && self.uses.get(&(xorb, *next)).is_some_and(|&n| n > 0) {
+                    self.kept.insert((xorb, *next), self.out.clone());
+                }
+                *next += 1;
+            }
+        }
+        self.used(xorb, chunk);
+        self.took_chunk()
+    }
+
+    /// One use of a chunk of the plan's: kept while later terms want it.
+    fn used(&mut self, xorb: XetHash, chunk: u32) {
+        let key = (xorb, chunk);
+        let left = self.uses.get_mut(&key).map_or(0, |n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        if left == 0 {
+            self.kept.remove(&key);
+        } else if !self.kept.contains_key(&key) {
+            self.kept.insert(key, self.out.clone());
+        }
+    }
+
+    /// The chunk in `out` is the term's next: counted and noted.
+    fn took_chunk(&mut self) -> io::Result<bool> {
+        let (xorb, index, len) = (self.plan.terms[self.term].xorb, self.chunk, self.out.len() as u64);
+        self.chunk += 1;
+        self.unpacked += len;
+        self.at = 0;
+        let o = &mut self.origin;
+        o.chunks.add(&o.path, o.offset, (xet::chunk_hash(&self.out), len), xorb, index)?;
+        o.offset += len;
+        Ok(true)
+    }
+}
+
+impl Read for Terms {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.out.len() {
+            if !self.next_chunk()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Where a reader's bytes go: the file, and the offset of its next chunk.
+struct Origin {
+    chunks: Arc<Chunks>,
+    path: String,
+    offset: u64,
+}
+
+fn invalid(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
