@@ -7,6 +7,7 @@ with ratios and goals. Not a test: nothing here asserts timings.
 Run it with bench/run (or bench/run --small for the quick version CI runs)."""
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -119,10 +120,13 @@ def local_fetch(root, hub, expr):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def hf_fetch(hub, repo, home):
+def hf_fetch(hub, repo, home, revision=None):
+    """The official client as users run it: default settings (with hf_xet,
+    which it uses for Xet-backed repos), a fresh or the given cache."""
     env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HOME=home, HF_HUB_DISABLE_PROGRESS_BARS="1",
                HF_HUB_DISABLE_TELEMETRY="1")
-    code = f"import huggingface_hub as h; h.snapshot_download({repo!r})"
+    env.pop("HF_HUB_DISABLE_XET", None)
+    code = f"import huggingface_hub as h; h.snapshot_download({repo!r}, revision={revision!r})"
     cold()
     t = time.monotonic()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
@@ -176,6 +180,15 @@ def both_at_once(work, urls, sizes, source, hashes, write):
     return took
 
 
+def xorb_bytes(hub):
+    return sum(q["bytes"] for q in hub.requests() if q["server"] == "cas" and "fetch_term" in q["path"])
+
+
+def commit_of(hub, repo, rev):
+    with urllib.request.urlopen(f"{hub.url}/api/models/{repo}/revision/{rev}") as r:
+        return json.load(r)["sha"]
+
+
 def shard_bytes(hub):
     """The bytes of the last CDN transfer in the stand-in's log."""
     return [q for q in hub.requests() if q["server"] == "cdn"][-1]["bytes"]
@@ -200,7 +213,8 @@ def main():
     hub = Standin(os.path.join(work, "standin"),
                   ["--synthetic", f"nixhf/bench=2x{shard}", "--synthetic", f"nixhf/bench1g=2x{small_shard}",
                    "--synthetic", f"nixhf/bench2g=2x{daemon_shard}",
-                   "--small-files", f"nixhf/small-files={small_count}"])
+                   "--small-files", f"nixhf/small-files={small_count}",
+                   "--xet-synthetic", f"nixhf/xbench=2x{shard}"])
     shards = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
     rows = []
     try:
@@ -358,6 +372,37 @@ def main():
                      "<= 3 s, <= 10 requests"))
         rows.append(("   the same, git endpoint off (a request each)", f"{far['each'][0]:.2f} s, {far['each'][1]} requests",
                      f"hf_hub {far['hf'][0]:.2f} s", far["each"][0] / far["hf"][0], "-"))
+        # 9. Xet: figure 1's snapshot (random bytes, which Xet cannot
+        # deduplicate) from Hugging Face's CAS: nix-hf against
+        # huggingface_hub + hf_xet (default settings: no chunk cache), and
+        # nix-hf through the LFS bridge. Then the re-lock after the first
+        # shard grew by 10 %: bytes of xorbs moved, against hf_xet's and
+        # the floor (what that commit added to the CAS).
+        hub.settings(cdn_rate=0)
+        n9 = fresh_nix(os.path.join(work, "n9"), hub)
+        t_x, rss_x, _ = nix_fetch(n9, "hf:nixhf/xbench/v1")
+        hf_home = os.path.join(work, "hf9")
+        t_hfx = hf_fetch(hub, "nixhf/xbench", hf_home, revision="v1")
+        nb = fresh_nix(os.path.join(work, "n9b"), hub)
+        t_bridge, _, _ = nix_fetch(nb, "hf:nixhf/xbench/v1", env={"HF_HUB_DISABLE_XET": "1"})
+        shutil.rmtree(os.path.join(work, "n9b"), ignore_errors=True)
+        rows.append(("9. Xet: cold fetch from the CAS, 2 shards", f"{t_x:.2f} s, {rss_x:.0f} MiB",
+                     f"hf_hub + hf_xet {t_hfx:.2f} s", t_x / t_hfx, "<= 1.0"))
+        rows.append(("   the same through the LFS bridge", f"{t_bridge:.2f} s", f"from the CAS {t_x:.2f} s",
+                     t_bridge / t_x, "-"))
+        hub.clear_log()
+        n9.run("eval", "--impure", "--expr", '(builtins.fetchTree "hf:nixhf/xbench").narHash')
+        moved = xorb_bytes(hub)
+        hub.clear_log()
+        hf_fetch(hub, "nixhf/xbench", hf_home)
+        hf_moved = xorb_bytes(hub)
+        floor = hub.admin("info")["xet_added"][commit_of(hub, "nixhf/xbench", "main")]
+        with urllib.request.urlopen(f"{hub.url}/api/models/nixhf/xbench/tree/main") as r:
+            size1 = next(e["size"] for e in json.load(r) if e["path"] == shards[0])
+        rows.append(("   re-lock, first shard grew by 10 %", f"{moved / MB:.1f} MB ({moved / size1:.1%} of it)",
+                     f"hf_xet {hf_moved / MB:.1f} MB, floor {floor / MB:.1f} MB", moved / floor, "<= 15 % of it"))
+        shutil.rmtree(os.path.join(work, "n9"), ignore_errors=True)
+        shutil.rmtree(hf_home, ignore_errors=True)
     finally:
         hub.stop()
         if not a.work:

@@ -64,7 +64,8 @@ class Standin:
             cwd=TESTS, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "standin.err"), "w"),
         )
         err = os.path.join(workdir, "standin.err")
-        wait_for("the stand-in to listen", lambda: os.path.exists(ready) or self.proc.poll() is not None)
+        # Long only for the benchmark's big Xet fixtures, which it uploads first.
+        wait_for("the stand-in to listen", lambda: os.path.exists(ready) or self.proc.poll() is not None, timeout=1800)
         if not os.path.exists(ready):
             raise RuntimeError("stand-in did not start: " + open(err).read())
         info = json.load(open(ready))

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -380,7 +380,9 @@ impl Terms {
                     Attempt::Retry { why, .. } => return Err(io::Error::other(why)),
                     Attempt::Fail(e) => return Err(io::Error::other(e.message)),
                 };
-                self.open = Some((fetch, f.first, Box::new(body)));
+                // Chunk headers are 8 bytes: read through a buffer, not a
+                // call into the HTTP client each.
+                self.open = Some((fetch, f.first, Box::new(BufReader::with_capacity(1 << 18, body))));
             }
             let (_, next, body) = self.open.as_mut().expect("a fetch is open");
             // Chunks before the term's: kept if a later term wants them.

@@ -7,6 +7,7 @@ the ports."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -32,6 +33,9 @@ def main():
     p.add_argument("--log-file", help="append one JSON line per request")
     p.add_argument("--ready-file", help="write the origins as JSON here once listening")
     p.add_argument("--tls-cert", help="serve https with this PEM file (private key and certificate chain)")
+    p.add_argument("--xet-synthetic", action="append", default=[], metavar="ORG/NAME=COUNTxSIZE",
+                   help="add a Xet-backed model of COUNT shards of SIZE random bytes (tag v1), whose main appends "
+                        "10 %% to the first, e.g. nixhf/xbench=2x2GiB (needs the CAS)")
     p.add_argument("--xet-cas", default="auto", metavar="PATH",
                    help="Hugging Face's local_cas_server, for the Xet-backed repos ('auto': the one dev/prepare "
                         "installs, if it is there; 'none': serve them as plain LFS files)")
@@ -42,7 +46,7 @@ def main():
         a.xet_cas = None
 
     hub, _ = server.start(a.host, a.port, a.cdn_port, a.synthetic, a.minilm, a.hash_cache, a.log_file, a.tls_cert,
-                          a.small_files, a.xet_cas)
+                          a.small_files, a.xet_cas, a.xet_synthetic)
     hub.settings["cdn_rate"] = a.cdn_rate
     ready = json.dumps({"hub": hub.hub_url, "cdn": hub.cdn_url, "cas": hub.cas_url})
     if a.ready_file:
@@ -57,6 +61,7 @@ def main():
     stop.wait()
     if hub.cas:
         hub.cas.stop()
+    shutil.rmtree(hub.xet_blobs, ignore_errors=True)
     sys.exit(0)
 
 

@@ -213,6 +213,37 @@ def xet_model():
     return r
 
 
+def xet_synthetic_repo(spec, folder):
+    """`ORG/NAME=COUNTxSIZE`: a Xet-backed model of COUNT shards of SIZE
+    random bytes (no block alike: what Xet stores is all of it), written to
+    `folder`; tag v1 is that commit, and main appends 10 % to the first
+    shard, for benchmarks of cold fetches and re-locks."""
+    repo_id, _, shape = spec.partition("=")
+    count, _, size = shape.partition("x")
+    count, size = int(count), parse_size(size)
+    r = Repo("model", repo_id, xet=True)
+    files = {"config.json": Entry("config.json", text(f'{{"shards": {count}}}\n'))}
+    grown = os.path.join(folder, f"{repo_id.replace('/', '--')}-grown")
+    for i in range(count):
+        name = f"model-{i + 1:05d}-of-{count:05d}.safetensors"
+        path = os.path.join(folder, f"{repo_id.replace('/', '--')}-{name}")
+        copies = [open(path, "wb")] + ([open(grown, "wb")] if i == 0 else [])
+        for n, outs in ((size, copies), (size // 10 if i == 0 else 0, copies[1:])):
+            while n > 0:
+                block = os.urandom(min(n, 1 << 20))
+                for out in outs:
+                    out.write(block)
+                n -= len(block)
+        for out in copies:
+            out.close()
+        files[name] = Entry(name, FileBlob(path))
+    first = r.commit("main", files, message="random shards")
+    r.tag("v1", first.sha)
+    name = f"model-00001-of-{count:05d}.safetensors"
+    r.commit("main", {name: Entry(name, FileBlob(grown))}, message="append 10 % to the first shard")
+    return r
+
+
 def synthetic_repo(spec, hash_cache):
     """`ORG/NAME=COUNTxSIZE`: a model whose COUNT LFS shards of SIZE bytes are
     synthetic, for transfer tests and benchmarks (e.g. nixhf/big=2x2GiB)."""
@@ -231,7 +262,7 @@ def synthetic_repo(spec, hash_cache):
     return r
 
 
-def build(hash_cache, synthetic=(), minilm_path=None, small_files=()):
+def build(hash_cache, synthetic=(), minilm_path=None, small_files=(), xet_synthetic=(), folder=None):
     repos = [
         tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
         gated_model(hash_cache), private_model(), legacy_model(), moving_model(), parquet_dataset(), gguf_model(),
@@ -242,6 +273,8 @@ def build(hash_cache, synthetic=(), minilm_path=None, small_files=()):
         repos.append(minilm(model_dir))
     for spec in synthetic:
         repos.append(synthetic_repo(spec, hash_cache))
+    for spec in xet_synthetic:
+        repos.append(xet_synthetic_repo(spec, folder))
     for spec in small_files:
         repo_id, _, count = spec.partition("=")
         repos.append(many_files(int(count), repo_id))

@@ -22,11 +22,27 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import fixtures, git, xet
-from .blobs import BytesBlob
+from .blobs import Blob, BytesBlob
 from .repos import Entry
 
 API_VERBS = {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "xet-read-token"}
 KIND_PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+
+class Streamed(Blob):
+    """An answer from elsewhere, passed on as it arrives (once, in order)."""
+
+    def __init__(self, response, size):
+        self.response, self.size = response, size
+
+    def chunks(self, start, end, chunk=1 << 20):
+        left = end - start
+        while left > 0:
+            data = self.response.read(min(chunk, left))
+            if not data:
+                raise Dropped
+            left -= len(data)
+            yield data
 
 
 class Dropped(Exception):
@@ -64,6 +80,8 @@ class Hub:
         self.cas = None
         self.xet_tokens = xet.Tokens(self.secret)
         self.xet_files = {}
+        self.xet_added = {}  # commit -> bytes its upload added to the CAS
+        self.xet_blobs = None  # where big Xet fixtures are written
 
     def start_xet(self, binary):
         """Starts the CAS and uploads every LFS file of the Xet-backed repos,
@@ -78,7 +96,10 @@ class Hub:
                     if e.lfs and e.blob.sha256() not in hashes:
                         new.setdefault(e.blob.sha256(), e.blob)
                 if new:
-                    hashes.update(zip(new, self.cas.upload([b.read_all() for b in new.values()])))
+                    before = self.cas.stored_bytes()
+                    hashes.update(zip(new, self.cas.upload(list(new.values()))))
+                    # What this commit added to the CAS: the floor of a re-lock.
+                    self.xet_added[c.sha] = self.cas.stored_bytes() - before
         for r in self.repos.values():
             for c in r.commits.values():
                 for e in c.files.values():
@@ -574,19 +595,27 @@ class Handler(BaseHTTPRequestHandler):
         if self.hub.take_fault("hangup", "xorb", xorb):
             self.connection.shutdown(socket.SHUT_RDWR)
             raise Dropped
-        status, headers, body = self.upstream(f"/v1/fetch_term?term={term}", {"Range": self.headers.get("Range")})
-        self.send_blob(BytesBlob(body), xorb, "xorb", [(k, v) for k, v in headers if k.lower() == "content-type"],
-                       status=status, content_range=dict(headers).get("Content-Range"))
+        conn, r = self.upstream_open(f"/v1/fetch_term?term={term}", {"Range": self.headers.get("Range")})
+        try:
+            size = int(r.getheader("Content-Length") or 0)
+            self.send_blob(Streamed(r, size), xorb, "xorb", [(k, v) for k, v in r.getheaders()
+                                                             if k.lower() == "content-type"],
+                           status=r.status, content_range=r.getheader("Content-Range"))
+        finally:
+            conn.close()
+
+    def upstream_open(self, path, headers):
+        """Asks the local CAS, as if on this origin (the URLs it writes name
+        the Host it was asked on): the connection and its answer."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.hub.cas.port, timeout=60)
+        h = {"Host": urllib.parse.urlsplit(self.hub.cas_url).netloc}
+        h.update((k, v) for k, v in headers.items() if v)
+        conn.request("GET", path, headers=h)
+        return conn, conn.getresponse()
 
     def upstream(self, path, headers):
-        """Asks the local CAS, as if on this origin (the URLs it writes name
-        the Host it was asked on)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.hub.cas.port, timeout=60)
+        conn, r = self.upstream_open(path, headers)
         try:
-            h = {"Host": urllib.parse.urlsplit(self.hub.cas_url).netloc}
-            h.update((k, v) for k, v in headers.items() if v)
-            conn.request("GET", path, headers=h)
-            r = conn.getresponse()
             return r.status, r.getheaders(), r.read()
         finally:
             conn.close()
@@ -679,8 +708,9 @@ class Handler(BaseHTTPRequestHandler):
         what = raw_path[len("/_standin/"):]
         hub = self.hub
         if what == "info":
-            return self.reply_json({"hub": hub.hub_url, "cdn": hub.cdn_url, "tokens": hub.tokens,
-                                    "repos": sorted(f"{k}:{r.id}" for (k, _), r in hub.repos.items())})
+            return self.reply_json({"hub": hub.hub_url, "cdn": hub.cdn_url, "cas": hub.cas_url, "tokens": hub.tokens,
+                                    "repos": sorted(f"{k}:{r.id}" for (k, _), r in hub.repos.items()),
+                                    "xet_added": hub.xet_added})
         if what == "faults":
             with hub.lock:
                 if self.command in ("POST", "PUT"):
@@ -727,12 +757,14 @@ class Server(ThreadingHTTPServer):
 
 
 def start(host="127.0.0.1", port=0, cdn_port=0, synthetic=(), minilm=None, hash_cache=None, log_file=None,
-          tls_cert=None, small_files=(), xet_cas=None):
+          tls_cert=None, small_files=(), xet_cas=None, xet_synthetic=()):
     """Serves the three origins (Hub, CDN, Xet CAS); with `tls_cert` (a PEM
     file holding the key and the certificate chain) over https, as the real
     ones are. With `xet_cas` (the local_cas_server binary) the Xet-backed
     repos are in Xet; without, their files are plain LFS files."""
-    hub = Hub(fixtures.build(hash_cache, synthetic, minilm, small_files), dict(fixtures.TOKENS))
+    folder = tempfile.mkdtemp(prefix="standin-xet-blobs-")
+    hub = Hub(fixtures.build(hash_cache, synthetic, minilm, small_files, xet_synthetic, folder), dict(fixtures.TOKENS))
+    hub.xet_blobs = folder
     servers = [Server((host, port), "hub", hub), Server((host, cdn_port), "cdn", hub), Server((host, 0), "cas", hub)]
     scheme = "http"
     if tls_cert:

@@ -60,18 +60,28 @@ class LocalCas:
                     raise SystemExit(f"standin: error: the Xet CAS server did not start (log in {self.dir})")
                 time.sleep(0.05)
 
-    def upload(self, contents):
-        """Uploads each bytes object as a file, as the official client does;
-        returns their Xet hashes."""
+    def upload(self, blobs):
+        """Uploads the blobs as files, as the official client does (from
+        disk where they are files); returns their Xet hashes."""
+        import warnings
+
         import hf_xet  # the official client's own uploader
 
-        import warnings
+        paths = [getattr(b, "path", None) for b in blobs]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            infos = hf_xet.upload_bytes(list(contents), self.url, None, None, None, "model")
-        for data, info in zip(contents, infos):
-            assert info.sha256 == hashlib.sha256(data).hexdigest(), "hf_xet stored other bytes"
+            if all(paths):
+                infos = hf_xet.upload_files(paths, self.url, None, None, None, "model")
+            else:
+                infos = hf_xet.upload_bytes([b.read_all() for b in blobs], self.url, None, None, None, "model")
+        for blob, info in zip(blobs, infos):
+            assert info.sha256 == blob.sha256(), "hf_xet stored other bytes"
         return [info.hash for info in infos]
+
+    def stored_bytes(self):
+        """What the CAS holds on disk (xorbs and shards)."""
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(self.dir, "data"))
+                   for f in fs)
 
     def stop(self):
         if self.proc.poll() is None:
