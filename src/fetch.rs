@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::base::{env_on, CommitId, FileEntry, Observer, Revision, XetHash};
+use crate::base::{env_on, CommitId, FileEntry, Observer, Revision};
 use crate::donors::{self, Donors, Manifest};
-use crate::download::{self, HubSource, Job, Local, Output, Run, Source, Transfer, XetSource};
+use crate::download::{self, HubSource, Job, Local, Output, Run, Source, Transfer, XetFile, XetSource};
 use crate::error::{fail, Error, Kind, Result};
 use crate::hub::{self, Hub};
 use crate::regular;
@@ -111,9 +111,7 @@ impl Started {
     /// The Xet chunks of the files read whole, by content key, for
     /// `donors::remember`.
     pub fn xet_runs(&self) -> BTreeMap<String, Vec<Run>> {
-        let Some(x) = &self.xet else { return BTreeMap::new() };
-        let key_of: BTreeMap<&String, &String> = self.manifest.iter().map(|(k, p)| (p, k)).collect();
-        x.runs().into_iter().filter_map(|(p, r)| Some((key_of.get(&p)?.to_string(), r))).collect()
+        self.xet.as_ref().map(|x| x.runs()).unwrap_or_default()
     }
 }
 
@@ -192,10 +190,10 @@ fn plan(hub: &Arc<Hub>, req: &Request, work: &Work) -> Result<Planned> {
     let here: BTreeSet<String> =
         wanted.iter().filter(|f| f.is_regular() && donors.has(&f.digest, f.size)).map(FileEntry::content_key).collect();
     // Xet-backed files to fetch: those not on this machine.
-    let xet: BTreeMap<String, (XetHash, u64)> = wanted
+    let xet: BTreeMap<String, XetFile> = wanted
         .iter()
         .filter(|f| !donors.has(&f.digest, f.size))
-        .filter_map(|f| f.xet.map(|h| (f.path.clone(), (h, f.size))))
+        .filter_map(|f| f.xet.map(|hash| (f.path.clone(), XetFile { hash, size: f.size, key: f.content_key() })))
         .collect();
     let (reuse, outcome) = regular::fetch(
         hub,
@@ -246,7 +244,7 @@ fn xet_source(
     hub: &Arc<Hub>,
     spec: &Spec,
     sha: &CommitId,
-    files: BTreeMap<String, (XetHash, u64)>,
+    files: BTreeMap<String, XetFile>,
     local: Local,
     bridge: HubSource,
     work: &Work,

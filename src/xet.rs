@@ -28,8 +28,11 @@ const INTERNAL_NODE_KEY: [u8; 32] = [
 /// largest stored form (xorb.md).
 pub const MAX_CHUNK: usize = 128 << 10;
 const MAX_STORED_CHUNK: usize = 2 * MAX_CHUNK;
-/// A xorb holds at most this many chunks (xorb.md).
+/// A xorb holds at most this many chunks and bytes (xorb.md).
 pub const MAX_XORB_CHUNKS: u32 = 8192;
+const MAX_XORB_BYTES: u64 = 64 << 20;
+/// The smallest chunk but a file's last (chunking.md: an eighth of 64 KiB).
+const MIN_CHUNK: u64 = 8 << 10;
 
 pub fn chunk_hash(data: &[u8]) -> XetHash {
     XetHash(*blake3::keyed_hash(&DATA_KEY, data).as_bytes())
@@ -270,7 +273,8 @@ pub fn plan(body: &[u8], start: u64, end: u64) -> Result<Plan, String> {
     let mut add = |hex: &str, url: String, chunks: &Span, bytes: &Span| -> Result<(), String> {
         let xorb = XetHash::parse(hex).ok_or_else(|| format!("names a xorb {hex:?} that is not a Xet hash"))?;
         let (first, end) = chunk_span(chunks)?;
-        if bytes.start > bytes.end {
+        // A xorb is at most 64 MiB (xorb.md).
+        if bytes.start > bytes.end || bytes.end - bytes.start >= MAX_XORB_BYTES {
             return Err(format!("gives xorb {xorb} the byte range {}-{}", bytes.start, bytes.end));
         }
         by_xorb.entry(xorb).or_default().push(fetches.len());
@@ -297,7 +301,7 @@ pub fn plan(body: &[u8], start: u64, end: u64) -> Result<Plan, String> {
         (None, None) => return Err("has neither xorbs nor fetch_info".into()),
     }
     let mut terms = Vec::with_capacity(a.terms.len());
-    let mut total = 0u64;
+    let (mut total, mut chunks) = (0u64, 0u64);
     for t in a.terms {
         let xorb =
             XetHash::parse(&t.hash).ok_or_else(|| format!("names a term {:?} that is not a Xet hash", t.hash))?;
@@ -307,11 +311,13 @@ pub fn plan(body: &[u8], start: u64, end: u64) -> Result<Plan, String> {
             .get(&xorb)
             .and_then(|v| v.iter().copied().find(holds))
             .ok_or_else(|| format!("gives no fetch for chunks {first}-{last} of xorb {xorb}"))?;
-        // Each chunk holds at most MAX_CHUNK bytes.
-        if t.unpacked_length > (last - first) as u64 * MAX_CHUNK as u64 {
-            return Err(format!("says {} chunks of xorb {xorb} unpack to {} bytes", last - first, t.unpacked_length));
+        // Each chunk holds at least a byte and at most MAX_CHUNK.
+        let n = (last - first) as u64;
+        if t.unpacked_length > n * MAX_CHUNK as u64 || t.unpacked_length < n {
+            return Err(format!("says {n} chunks of xorb {xorb} unpack to {} bytes", t.unpacked_length));
         }
         total = total.saturating_add(t.unpacked_length);
+        chunks += n;
         terms.push(Term { xorb, first, end: last, len: t.unpacked_length, fetch });
     }
     let wanted = end - start;
@@ -322,11 +328,17 @@ pub fn plan(body: &[u8], start: u64, end: u64) -> Result<Plan, String> {
         ));
     }
     // Terms are whole chunks: at most one more at each end than asked for
-    // (which bounds what a reader of them holds).
-    if a.offset_into_first_range > MAX_CHUNK as u64 || total > wanted.saturating_add(2 * MAX_CHUNK as u64) {
-        return Err(format!("covers {total} bytes for the {wanted} asked for"));
+    // (which bounds what a reader of them holds), starting at or before the
+    // range. Chunks are at least MIN_CHUNK, but for the last of a file,
+    // which any term may hold once.
+    let skip = a.offset_into_first_range;
+    if skip >= MAX_CHUNK as u64 || skip > start || total > wanted.saturating_add(2 * MAX_CHUNK as u64) {
+        return Err(format!("covers {total} bytes from {skip} on for the {wanted} asked for"));
     }
-    Ok(Plan { skip: a.offset_into_first_range, terms, fetches })
+    if chunks > total / MIN_CHUNK + terms.len() as u64 {
+        return Err(format!("names {chunks} chunks for {total} bytes"));
+    }
+    Ok(Plan { skip, terms, fetches })
 }
 
 fn chunk_span(s: &Span) -> Result<(u32, u32), String> {
@@ -469,25 +481,32 @@ mod tests {
     #[test]
     fn v1_and_v2_answers_give_one_plan() {
         let v2 = format!(
-            r#"{{"offset_into_first_range":5,"terms":[{{"hash":"{X}","unpacked_length":100,"range":{{"start":1,"end":3}}}}],
+            r#"{{"offset_into_first_range":5,"terms":[{{"hash":"{X}","unpacked_length":20000,"range":{{"start":1,"end":3}}}}],
                "xorbs":{{"{X}":[{{"url":"http://cas/a","ranges":[{{"chunks":{{"start":0,"end":4}},"bytes":{{"start":0,"end":999}}}}]}}]}}}}"#
         );
         let v1 = format!(
-            r#"{{"offset_into_first_range":5,"terms":[{{"hash":"{X}","unpacked_length":100,"range":{{"start":1,"end":3}}}}],
+            r#"{{"offset_into_first_range":5,"terms":[{{"hash":"{X}","unpacked_length":20000,"range":{{"start":1,"end":3}}}}],
                "fetch_info":{{"{X}":[{{"range":{{"start":0,"end":4}},"url":"http://cas/a","url_range":{{"start":0,"end":999}}}}]}}}}"#
         );
-        let p = plan(v2.as_bytes(), 0, 95).unwrap();
-        assert_eq!(p, plan(v1.as_bytes(), 0, 95).unwrap());
+        let p = plan(v2.as_bytes(), 10, 105).unwrap();
+        assert_eq!(p, plan(v1.as_bytes(), 10, 105).unwrap());
         assert_eq!(p.skip, 5);
         assert_eq!(p.terms[0].fetch, 0);
         assert_eq!(p.fetches[0].bytes, (0, 999));
-        assert!(plan(v2.as_bytes(), 0, 96).unwrap_err().contains("short of the 96 bytes"));
+        assert!(plan(v2.as_bytes(), 10, 20006).unwrap_err().contains("short of the 19996 bytes"));
         let more = v2.replace(
-            r#""unpacked_length":100,"range":{"start":1,"end":3}"#,
+            r#""unpacked_length":20000,"range":{"start":1,"end":3}"#,
             r#""unpacked_length":400000,"range":{"start":0,"end":4}"#,
         );
-        assert!(plan(more.as_bytes(), 0, 95).unwrap_err().contains("covers 400000 bytes for the 95 asked for"));
+        assert!(plan(more.as_bytes(), 10, 105).unwrap_err().contains("covers 400000 bytes from 5 on for the 95 asked"));
+        // Hostile shapes: chunks of no bytes, a skip past the range's start.
+        let empty = v2.replace(r#""unpacked_length":20000"#, r#""unpacked_length":1"#);
+        assert!(plan(empty.as_bytes(), 10, 11).unwrap_err().contains("2 chunks of xorb"));
+        let many = v2.replace(r#""start":0,"end":4"#, r#""start":0,"end":8000"#).replace(r#""end":3"#, r#""end":7999"#);
+        let many = many.replace(r#""unpacked_length":20000"#, r#""unpacked_length":9000"#);
+        assert!(plan(many.as_bytes(), 10, 8000).unwrap_err().contains("names 7998 chunks for 9000 bytes"));
+        assert!(plan(v2.as_bytes(), 3, 90).unwrap_err().contains("from 5 on"));
         let orphan = v2.replace(r#""start":0,"end":4"#, r#""start":2,"end":4"#);
-        assert!(plan(orphan.as_bytes(), 0, 10).unwrap_err().contains("gives no fetch for chunks 1-3"));
+        assert!(plan(orphan.as_bytes(), 10, 20).unwrap_err().contains("gives no fetch for chunks 1-3"));
     }
 }

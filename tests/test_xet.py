@@ -109,6 +109,27 @@ def test_an_expired_token_and_an_expired_xorb_url_are_renewed(nix, hub, expected
     assert bridge_bytes(hub, expected) == 0
 
 
+def test_a_xorb_cut_off_resumes_and_a_short_lived_token_is_renewed(nix, hub, expected):
+    # Every token is within the 30 s a token is renewed before its end.
+    hub.settings(xet_token_ttl=30)
+    hub.faults({"kind": "drop", "where": "xorb", "after": 200_000, "count": 1})
+    p = fetch(nix)
+    assert tree_of(nix.real_path(json.loads(p.stdout)["path"])) == files_of(expected[("model", XET_ID)])
+    tokens = [q for q in requests(hub, "hub") if "/xet-read-token/" in q["path"]]
+    assert len(tokens) >= 2, "a token about to expire was used"
+    assert bridge_bytes(hub, expected) == 0
+
+
+def test_a_wrong_byte_in_a_chunk_fails_the_file_and_nothing_is_stored(nix, hub):
+    # Inside a stored chunk's bytes (not its header): the chunks decode, the
+    # file's hashes do not match.
+    hub.faults({"kind": "corrupt", "where": "xorb", "at": 5000})
+    p = fetch(nix, XET, "--option", "hf-retries", "2", check=False)
+    assert p.returncode != 0
+    assert "model.safetensors" in p.stderr or "small.bin" in p.stderr, p.stderr
+    assert stored(nix) == [], "a store path was made"
+
+
 def test_corrupt_chunks_are_refused_naming_the_file_and_nothing_is_stored(nix, hub):
     hub.faults({"kind": "corrupt", "where": "xorb", "at": 3})
     p = fetch(nix, XET, "--option", "hf-retries", "2", check=False)

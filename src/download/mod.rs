@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use url::Url;
 
 pub use engine::{prepare, start, Job, NarStream, Output, Prepared, Ranged, Reuse, Source, Transfer};
-pub use xet::{Local, Run, XetSource};
+pub use xet::{Local, Run, XetFile, XetSource};
 
 use crate::base::{lock, CommitId};
 use crate::hub::{self, Hub};

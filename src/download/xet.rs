@@ -20,10 +20,17 @@ use url::Url;
 use super::{HubSource, Ranged, Source};
 use crate::base::{lock, CommitId, XetHash};
 use crate::error::Kind;
-use crate::hub::{Hub, Reconstruction, XetToken, XorbRange};
+use crate::hub::{self, Hub, Reconstruction, XetToken, XorbRange};
 use crate::retry::Attempt;
 use crate::spec::Spec;
 use crate::xet::{self, Plan};
+
+/// A Xet-backed file to read: its Xet hash, size and content key.
+pub struct XetFile {
+    pub hash: XetHash,
+    pub size: u64,
+    pub key: String,
+}
 
 pub struct XetSource {
     hub: Arc<Hub>,
@@ -68,14 +75,14 @@ impl Local {
         }
     }
 
-    /// Where chunks `[first, end)` of `xorb` are: a file, the offset of the
-    /// first, and each one's length.
-    fn find(&self, xorb: &XetHash, first: u32, end: u32) -> Option<(PathBuf, u64, Vec<u32>)> {
+    /// Where chunks `[first, end)` of `xorb` are: a file (open), the
+    /// offset of the first, and each one's length.
+    fn find(&self, xorb: &XetHash, first: u32, end: u32) -> Option<(File, u64, Vec<u32>)> {
         self.0.get(xorb)?.iter().find_map(|(file, r)| {
             let from = first.checked_sub(r.first)? as usize;
             let lens = r.lens.get(from..from + (end - first) as usize)?;
             let offset = r.offset + r.lens[..from].iter().map(|&l| l as u64).sum::<u64>();
-            Some((file.clone(), offset, lens.to_vec()))
+            Some((File::open(file).ok()?, offset, lens.to_vec()))
         })
     }
 }
@@ -86,13 +93,15 @@ impl Local {
 #[derive(Default)]
 struct Chunks {
     files: Mutex<BTreeMap<String, FileChunks>>,
-    /// The runs of each file whose chunks were all seen.
+    /// The runs of each content whose chunks were all seen, by key.
     done: Mutex<BTreeMap<String, Vec<Run>>>,
 }
 
 struct FileChunks {
     expected: XetHash,
     size: u64,
+    /// The content's key (`base::content_key`), which its runs are kept by.
+    key: String,
     covered: u64,
     /// Offset -> the chunk's hash, length, xorb and index in it.
     at: BTreeMap<u64, (XetHash, u64, XetHash, u32)>,
@@ -130,10 +139,12 @@ impl Chunks {
         if next != f.size {
             return Ok(());
         }
-        if xet::file_hash(&list) != f.expected {
-            return Err(invalid(format!("its chunks do not hash to the Xet hash {} the Hub lists", f.expected)));
+        // Chunks that do not give the Xet hash are not remembered for later
+        // fetches; whether the file is right, its sha256 decides (a retry of
+        // this piece could not tell which chunk is wrong).
+        if xet::file_hash(&list) == f.expected {
+            lock(&self.done).insert(f.key, runs);
         }
-        lock(&self.done).insert(path.to_string(), runs);
         Ok(())
     }
 }
@@ -144,17 +155,16 @@ impl XetSource {
         spec: Spec,
         sha: CommitId,
         bridge: HubSource,
-        files: BTreeMap<String, (XetHash, u64)>,
+        files: BTreeMap<String, XetFile>,
         token: XetToken,
         local: Local,
     ) -> XetSource {
         let chunks = Chunks::default();
-        lock(&chunks.files).extend(
-            files.iter().map(|(p, &(expected, size))| {
-                (p.clone(), FileChunks { expected, size, covered: 0, at: BTreeMap::new() })
-            }),
-        );
-        let files = files.into_iter().map(|(p, (h, _))| (p, h)).collect();
+        lock(&chunks.files).extend(files.iter().map(|(p, f)| {
+            let at = BTreeMap::new();
+            (p.clone(), FileChunks { expected: f.hash, size: f.size, key: f.key.clone(), covered: 0, at })
+        }));
+        let files = files.into_iter().map(|(p, f)| (p, f.hash)).collect();
         XetSource {
             chunks: Arc::new(chunks),
             local: Arc::new(local),
@@ -170,7 +180,7 @@ impl XetSource {
     }
 
     /// The runs of chunks of each file read whole from the CAS (or from
-    /// chunks here), by path.
+    /// chunks here), by content key.
     pub fn runs(&self) -> BTreeMap<String, Vec<Run>> {
         lock(&self.chunks.done).clone()
     }
@@ -205,16 +215,20 @@ impl XetSource {
             Attempt::Retry { wait, why, kind } => return Attempt::Retry { wait, why, kind },
             Attempt::Fail(e) => return self.bridge_instead(path, e.message),
         };
+        let mut v1 = self.v1.load(Ordering::Relaxed);
         let body = loop {
-            let v1 = self.v1.load(Ordering::Relaxed);
             match self.hub.reconstruction(&t, file, start, end, v1) {
-                Attempt::Done(Reconstruction::Body(b)) => break b,
+                Attempt::Done(Reconstruction::Body(b)) => {
+                    // V1 from now on once it served where V2 did not.
+                    self.v1.store(v1, Ordering::Relaxed);
+                    break b;
+                }
                 Attempt::Done(Reconstruction::Unauthorized) => {
                     // Renewed on the next attempt.
                     lock(&self.token).expire();
                     return Attempt::retry(Kind::AccessDenied, "the Xet CAS no longer took the read token");
                 }
-                Attempt::Done(Reconstruction::NotServed) if !v1 => self.v1.store(true, Ordering::Relaxed),
+                Attempt::Done(Reconstruction::NotServed) if !v1 => v1 = true,
                 Attempt::Done(Reconstruction::NotServed) => {
                     return self.bridge_instead(path, format!("the Xet CAS does not know '{path}'"))
                 }
@@ -248,7 +262,9 @@ impl Source for XetSource {
     }
 
     fn range(&self, at: &Url, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
-        let from_cas = at.origin() == lock(&self.token).cas.origin() && at.path().contains("/reconstructions/");
+        // A location `locate` gave (the CAS it names may have changed since,
+        // with a new token: the reconstruction goes to the current one).
+        let from_cas = self.files.get(path).is_some_and(|h| at.path().ends_with(&format!("/reconstructions/{h}")));
         match self.in_cas(path) {
             Some(h) if from_cas => self.reconstruct(h, path, start, end),
             _ if from_cas => Attempt::Done(Ranged::Expired { why: format!("'{path}' comes through the bridge now") }),
@@ -262,7 +278,10 @@ impl Source for XetSource {
         }
         match xet::chunk_problem(e) {
             Some(p) => format!("a Xet chunk of '{path}' from the CAS was refused: {p} (at byte {at} of the file)"),
-            None => format!("reading '{path}' from the Xet CAS failed at byte {at}: {e}"),
+            None if e.kind() == io::ErrorKind::InvalidData => {
+                format!("the Xet CAS's answer for '{path}' was refused at byte {at}: {e}")
+            }
+            None => format!("{} from the Xet CAS", hub::read_failed(path, at, e, self.hub.stall().as_secs())),
         }
     }
 }
@@ -281,12 +300,16 @@ struct Terms {
     term: usize,
     chunk: u32,
     unpacked: u64,
-    /// The open fetch: which, and the index of the next chunk it gives.
-    open: Option<(usize, u32, Box<dyn Read + Send>)>,
+    /// The open fetches: by index in the plan, the index of the next
+    /// chunk each gives. Kept while terms alternate between xorbs, so that
+    /// none is fetched again from its start.
+    open: HashMap<usize, (u32, Box<dyn Read + Send>)>,
     /// How many more times the terms name each chunk, and those decoded
     /// that are named again.
     uses: HashMap<(XetHash, u32), usize>,
     kept: HashMap<(XetHash, u32), Vec<u8>>,
+    kept_bytes: usize,
+    keep_limit: usize,
     stored: Vec<u8>,
     out: Vec<u8>,
     at: usize,
@@ -305,6 +328,7 @@ impl Terms {
             }
         }
         let (stored, out, kept) = (Vec::new(), Vec::new(), HashMap::new());
+        let keep_limit = plan.terms.iter().map(|t| t.len as usize).sum();
         Terms {
             hub,
             plan,
@@ -314,9 +338,11 @@ impl Terms {
             term: 0,
             chunk,
             unpacked: 0,
-            open: None,
+            open: HashMap::new(),
             uses,
             kept,
+            kept_bytes: 0,
+            keep_limit,
             stored,
             out,
             at: 0,
@@ -326,10 +352,8 @@ impl Terms {
     /// Whether the term's chunks are on this machine: they are read there.
     fn look_here(&mut self) {
         let t = &self.plan.terms[self.term];
-        self.here = self
-            .local
-            .find(&t.xorb, t.first, t.end)
-            .and_then(|(path, offset, lens)| Some((File::open(path).ok()?, offset, lens.into_iter())));
+        self.here =
+            self.local.find(&t.xorb, t.first, t.end).map(|(file, offset, lens)| (file, offset, lens.into_iter()));
     }
 
     /// The next chunk from the file here.
@@ -364,16 +388,27 @@ impl Terms {
             self.look_here();
         }
         if self.here.is_some() {
-            self.chunk_here()?;
-            return self.took_chunk();
+            match self.chunk_here() {
+                Ok(()) => {
+                    let (xorb, chunk) = (self.plan.terms[self.term].xorb, self.chunk);
+                    self.used(xorb, chunk);
+                    return self.took_chunk();
+                }
+                // A file here that cannot be read as remembered: the rest of
+                // the term comes from the CAS.
+                Err(_) => self.here = None,
+            }
         }
         let t = &self.plan.terms[self.term];
         let (fetch, chunk, xorb) = (t.fetch, self.chunk, t.xorb);
         if let Some(kept) = self.kept.get(&(xorb, chunk)) {
             self.out.clone_from(kept);
         } else {
-            if !matches!(&self.open, Some((f, c, _)) if *f == fetch && *c <= chunk) {
+            if !matches!(self.open.get(&fetch), Some((c, _)) if *c <= chunk) {
                 let f = &self.plan.fetches[fetch];
+                if self.open.len() >= MAX_OPEN {
+                    self.open.clear();
+                }
                 let body = match self.hub.xorb_range(&f.url, f.bytes) {
                     Attempt::Done(XorbRange::Body(r)) => r,
                     Attempt::Done(XorbRange::Expired) => return Err(io::Error::other("its signed URL expired")),
@@ -382,19 +417,20 @@ impl Terms {
                 };
                 // Chunk headers are 8 bytes: read through a buffer, not a
                 // call into the HTTP client each.
-                self.open = Some((fetch, f.first, Box::new(BufReader::with_capacity(1 << 18, body))));
+                self.open.insert(fetch, (f.first, Box::new(BufReader::with_capacity(1 << 18, body))));
             }
-            let (_, next, body) = self.open.as_mut().expect("a fetch is open");
+            let (mut next, mut body) = self.open.remove(&fetch).expect("a fetch is open");
             // Chunks before the term's: kept if a later term wants them.
-            while *next <= chunk {
-                if xet::read_chunk(body, &mut self.stored, &mut self.out)?.is_none() {
+            while next <= chunk {
+                if xet::read_chunk(&mut body, &mut self.stored, &mut self.out)?.is_none() {
                     return Err(invalid(format!("the xorb range ended before chunk {next} of xorb {xorb}")));
                 }
-                if *next < chunk && self.uses.get(&(xorb, *next)).is_some_and(|&n| n > 0) {
-                    self.kept.insert((xorb, *next), self.out.clone());
+                if next < chunk && self.uses.get(&(xorb, next)).is_some_and(|&n| n > 0) {
+                    self.keep((xorb, next));
                 }
-                *next += 1;
+                next += 1;
             }
+            self.open.insert(fetch, (next, body));
         }
         self.used(xorb, chunk);
         self.took_chunk()
@@ -408,15 +444,34 @@ impl Terms {
             *n
         });
         if left == 0 {
-            self.kept.remove(&key);
+            if let Some(v) = self.kept.remove(&key) {
+                self.kept_bytes -= v.len();
+            }
         } else if !self.kept.contains_key(&key) {
+            self.keep(key);
+        }
+    }
+
+    /// Keeps the chunk in `out` for a later term. What is kept never
+    /// exceeds what the terms unpack to (a piece and a chunk at each end),
+    /// however an answer names chunks.
+    fn keep(&mut self, key: (XetHash, u32)) {
+        if self.kept_bytes + self.out.len() <= self.keep_limit {
+            self.kept_bytes += self.out.len();
             self.kept.insert(key, self.out.clone());
         }
     }
 
     /// The chunk in `out` is the term's next: counted and noted.
     fn took_chunk(&mut self) -> io::Result<bool> {
-        let (xorb, index, len) = (self.plan.terms[self.term].xorb, self.chunk, self.out.len() as u64);
+        let t = &self.plan.terms[self.term];
+        let (xorb, index, len) = (t.xorb, self.chunk, self.out.len() as u64);
+        if self.unpacked + len > t.len {
+            return Err(invalid(format!(
+                "chunks {}-{} of xorb {xorb} unpack to more than the {} bytes the CAS promised",
+                t.first, t.end, t.len
+            )));
+        }
         self.chunk += 1;
         self.unpacked += len;
         self.at = 0;
@@ -447,6 +502,9 @@ struct Origin {
     path: String,
     offset: u64,
 }
+
+/// Fetches a reader keeps open at once.
+const MAX_OPEN: usize = 4;
 
 fn invalid(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)

@@ -560,25 +560,29 @@ class Handler(BaseHTTPRequestHandler):
             answer = json.loads(body)
             for fetches in (answer.get("xorbs") or {}).values():
                 for f in fetches:
-                    f["url"] = self.signed(f["url"])
+                    f["url"] = self.signed(f["url"], [(r["bytes"]["start"], r["bytes"]["end"]) for r in f["ranges"]])
             for fetches in (answer.get("fetch_info") or {}).values():
                 for f in fetches:
-                    f["url"] = self.signed(f["url"])
+                    f["url"] = self.signed(f["url"], [(f["url_range"]["start"], f["url_range"]["end"])])
             # Fault switch: a lying reconstruction (fields replaced).
             answer.update((self.hub.take_fault("reconstruction", "cas", raw_path) or {}).get("set", {}))
             return self.reply_json(answer)
         self.reply(status, [(k, v) for k, v in headers if k.lower() == "content-type"], body)
 
-    def signed(self, url):
+    def signed(self, url, ranges):
+        """The URL on this origin, for exactly these byte ranges (inclusive),
+        as the CAS's signed URLs are (X-Xet-Signed-Range)."""
         expires = int(time.time() + self.hub.settings["url_ttl"])
         term = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["term"][0]
-        q = urllib.parse.urlencode({"term": term, "expires": expires, "sig": self.hub.sign(term, "xet", expires)})
+        signed = ",".join(f"{a}-{b}" for a, b in ranges)
+        q = urllib.parse.urlencode({"term": term, "ranges": signed, "expires": expires,
+                                    "sig": self.hub.sign(term + "/" + signed, "xet", expires)})
         return f"{self.hub.cas_url}/v1/fetch_term?{q}"
 
     def fetch_term(self, raw_path):
         """A xorb range; faults apply to the xorb's hash (`match`)."""
         try:
-            term, expires, sig = (self.query[k][0] for k in ("term", "expires", "sig"))
+            term, signed, expires, sig = (self.query[k][0] for k in ("term", "ranges", "expires", "sig"))
             expires = int(expires)
             xorb = base64.urlsafe_b64decode(term + "=" * (-len(term) % 4)).decode().partition(":")[0]
         except (KeyError, ValueError):
@@ -587,7 +591,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, [("Content-Type", "application/xml")],
                               b"<Error><Code>InvalidArgument</Code></Error>")
         expired = expires < time.time() or self.hub.take_fault("expired", "xorb", xorb)
-        if not hmac.compare_digest(sig, self.hub.sign(term, "xet", expires)) or expired:
+        # Only a range the URL is signed for, as the real one allows.
+        asked = (self.headers.get("Range") or "").removeprefix("bytes=")
+        if not hmac.compare_digest(sig, self.hub.sign(term + "/" + signed, "xet", expires)) or expired \
+                or asked not in signed.split(","):
             return self.reply(403, [("Content-Type", "application/xml")],
                               b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
         if self.injected_status("xorb", xorb):

@@ -116,5 +116,8 @@ class Tokens:
         body, _, sig = token[4:].rpartition(".")
         if not hmac.compare_digest(sig, self.sign(body)):
             return None
-        claims = json.loads(base64.urlsafe_b64decode(body))
-        return claims["repo"], claims["exp"]
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(body))
+            return claims["repo"], claims["exp"]
+        except (ValueError, KeyError):
+            return None
