@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from harness import Nix, files_of, tree_of
-from standin.fixtures import XET_ID
+from standin.fixtures import ALICE_TOKEN, XET_ID, XET_PRIVATE_ID
 
 XET = f'"hf:{XET_ID}"'
 
@@ -135,7 +135,8 @@ def test_corrupt_chunks_are_refused_naming_the_file_and_nothing_is_stored(nix, h
     p = fetch(nix, XET, "--option", "hf-retries", "2", check=False)
     assert p.returncode != 0
     assert "model.safetensors" in p.stderr or "small.bin" in p.stderr, p.stderr
-    assert "Xet chunk" in p.stderr and "refused" in p.stderr, p.stderr
+    assert "the Xet CAS sent" in p.stderr and "of xorb" in p.stderr and "was refused: its header is invalid" \
+        in p.stderr, p.stderr
     assert stored(nix) == [], "a store path was made"
 
 
@@ -146,6 +147,22 @@ def test_a_cas_that_never_answers_ends_within_the_retry_bound(nix, hub):
     assert "3 attempts over" in p.stderr and "raise hf-retries" in p.stderr, p.stderr
     assert "HF_HUB_DISABLE_XET=1" in p.stderr
     assert stored(nix) == []
+
+
+def test_a_private_xet_repo_needs_the_users_token_which_goes_to_the_hub_alone(nix, hub, expected):
+    url = f'"hf:{XET_PRIVATE_ID}"'
+    p = fetch(Nix(nix.root + "-anonymous", hub.url), url, check=False)
+    assert p.returncode != 0 and "was not found" in p.stderr, p.stderr
+    assert requests(hub, "cas") == []
+    hub.clear_log()
+    p = fetch(nix, url, env={"HF_TOKEN": ALICE_TOKEN})
+    assert tree_of(nix.real_path(json.loads(p.stdout)["path"])) == files_of(expected[("model", XET_PRIVATE_ID)])
+    tokens = [q for q in requests(hub, "hub") if "/xet-read-token/" in q["path"]]
+    assert tokens and all(q["auth"] for q in tokens)
+    # The CAS answers only Xet tokens (a Hub token gets 401): nothing came
+    # through the bridge, so every request to it carried the Xet token.
+    assert requests(hub, "cas") and all(q["status"] in (200, 206) for q in requests(hub, "cas"))
+    assert not any(q["server"] == "cdn" for q in hub.requests())
 
 
 def test_the_xet_token_is_nowhere_but_in_requests_to_the_cas(nix, hub):

@@ -276,13 +276,10 @@ impl Source for XetSource {
         if !self.files.contains_key(path) || lock(&self.bridged).contains(path) {
             return self.bridge.broke_off(path, at, e);
         }
-        match xet::chunk_problem(e) {
-            Some(p) => format!("a Xet chunk of '{path}' from the CAS was refused: {p} (at byte {at} of the file)"),
-            None if e.kind() == io::ErrorKind::InvalidData => {
-                format!("the Xet CAS's answer for '{path}' was refused at byte {at}: {e}")
-            }
-            None => format!("{} from the Xet CAS", hub::read_failed(path, at, e, self.hub.stall().as_secs())),
+        if e.kind() == io::ErrorKind::InvalidData {
+            return format!("the Xet CAS sent '{path}' what it did not promise, at byte {at} of the file: {e}");
         }
+        format!("{} from the Xet CAS", hub::read_failed(path, at, e, self.hub.stall().as_secs()))
     }
 }
 
@@ -422,7 +419,14 @@ impl Terms {
             let (mut next, mut body) = self.open.remove(&fetch).expect("a fetch is open");
             // Chunks before the term's: kept if a later term wants them.
             while next <= chunk {
-                if xet::read_chunk(&mut body, &mut self.stored, &mut self.out)?.is_none() {
+                let got =
+                    xet::read_chunk(&mut body, &mut self.stored, &mut self.out).map_err(
+                        |e| match xet::chunk_problem(&e) {
+                            Some(p) => invalid(format!("chunk {next} of xorb {xorb} was refused: {p}")),
+                            None => e,
+                        },
+                    )?;
+                if got.is_none() {
                     return Err(invalid(format!("the xorb range ended before chunk {next} of xorb {xorb}")));
                 }
                 if next < chunk && self.uses.get(&(xorb, next)).is_some_and(|&n| n > 0) {

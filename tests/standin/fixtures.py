@@ -213,6 +213,19 @@ def xet_model():
     return r
 
 
+XET_PRIVATE_ID = "nixhf/xet-private"
+
+
+def xet_private_model():
+    """A private Xet-backed model only alice may read."""
+    r = Repo("model", XET_PRIVATE_ID, private=True, readers={"alice"}, xet=True)
+    r.commit("main", {
+        "README.md": Entry("README.md", text("# private xet\n")),
+        "weights.safetensors": Entry("weights.safetensors", text(xet_weights("xet-private", 1 << 20))),
+    }, message="initial")
+    return r
+
+
 def xet_synthetic_repo(spec, folder):
     """`ORG/NAME=COUNTxSIZE`: a Xet-backed model of COUNT shards of SIZE
     random bytes (no block alike: what Xet stores is all of it), written to
@@ -266,7 +279,7 @@ def build(hash_cache, synthetic=(), minilm_path=None, small_files=(), xet_synthe
     repos = [
         tiny_model(hash_cache), tiny_dataset(hash_cache), tiny_space(), many_files(),
         gated_model(hash_cache), private_model(), legacy_model(), moving_model(), parquet_dataset(), gguf_model(),
-        xet_model(),
+        xet_model(), xet_private_model(),
     ]
     model_dir = minilm_path or minilm_dir()
     if model_dir:
