@@ -140,6 +140,14 @@ def test_corrupt_chunks_are_refused_naming_the_file_and_nothing_is_stored(nix, h
     assert stored(nix) == [], "a store path was made"
 
 
+def test_a_reconstruction_that_does_not_add_up_is_refused(nix, hub):
+    hub.faults({"kind": "reconstruction", "where": "cas", "set": {"terms": []}})
+    p = fetch(nix, XET, "--option", "hf-retries", "2", check=False)
+    assert p.returncode != 0
+    assert "the Xet CAS's reconstruction of '" in p.stderr and "short of the" in p.stderr, p.stderr
+    assert stored(nix) == []
+
+
 def test_a_cas_that_never_answers_ends_within_the_retry_bound(nix, hub):
     hub.faults({"kind": "hangup", "where": "cas"})
     p = fetch(nix, XET, "--option", "hf-retries", "3", check=False)
