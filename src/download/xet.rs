@@ -1,10 +1,11 @@
 //! Xet-backed files read from the CAS, as the official client reads them:
 //! each piece is reconstructed (V2, or V1 where V2 is not served), its
 //! xorb ranges fetched from the signed URLs and their chunks decoded as
-//! they stream in, so a piece costs a chunk's memory beyond its buffer.
-//! Everything else, and any file the CAS cannot serve, comes through the
-//! Hub as before (the LFS bridge); the engine verifies every file's sha256
-//! either way.
+//! they stream in, or read from an earlier snapshot's file where it holds
+//! them. Beyond its buffer a piece holds a chunk and the chunks its terms
+//! name again, at most its own bytes. Everything else, and any file the
+//! CAS cannot serve, comes through the Hub as before (the LFS bridge); the
+//! engine verifies every file's sha256 either way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
