@@ -21,7 +21,7 @@ import urllib.request
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "tests"))
-from harness import Daemon, Nix, Standin  # noqa: E402
+from harness import Daemon, Nix, Standin, xorb_bytes  # noqa: E402
 
 MB = 1_000_000
 
@@ -178,10 +178,6 @@ def both_at_once(work, urls, sizes, source, hashes, write):
         except FileNotFoundError:
             pass
     return took
-
-
-def xorb_bytes(hub):
-    return sum(q["bytes"] for q in hub.requests() if q["server"] == "cas" and "fetch_term" in q["path"])
 
 
 def commit_of(hub, repo, rev):

@@ -4,7 +4,7 @@
 //! or byte-grouped and LZ4), and the CAS's reconstruction answers (V1 and
 //! V2), read into one checked plan. The Xet protocol specification
 //! (huggingface/hub-docs `docs/xet/`) is the authority; every limit it sets
-//! is enforced, so a hostile answer costs at most a chunk's memory.
+//! is enforced, so a hostile answer costs no more memory than an honest one.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -331,6 +331,11 @@ def cdn_bytes(hub):
     return sum(q["bytes"] for q in hub.requests() if q["server"] == "cdn")
 
 
+def xorb_bytes(hub):
+    """Bytes of xorbs the stand-in's Xet CAS sent."""
+    return sum(q["bytes"] for q in hub.requests() if q["server"] == "cas" and "fetch_term" in q["path"])
+
+
 def start_fetch(nix, *extra, env=None, expr=PIECES):
     """A `nix eval` of `expr` in the background."""
     env = dict(nix.env, **(env or {}))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from harness import Nix, files_of, tree_of
+from harness import Nix, files_of, tree_of, xorb_bytes
 from standin.fixtures import ALICE_TOKEN, XET_ID, XET_PRIVATE_ID
 
 XET = f'"hf:{XET_ID}"'
@@ -185,10 +185,6 @@ def test_the_xet_token_is_nowhere_but_in_requests_to_the_cas(nix, hub):
             if os.path.isfile(path) and not os.path.islink(path):
                 with open(path, "rb") as f:
                     assert marker + b"ey" not in f.read(), f"a Xet token in {path}"
-
-
-def xorb_bytes(hub):
-    return sum(q["bytes"] for q in requests(hub, "cas") if "fetch_term" in q["path"])
 
 
 def test_a_relock_moves_only_the_chunks_it_does_not_have(nix, hub, expected, tmp_path):

@@ -111,14 +111,14 @@ struct FileChunks {
 impl Chunks {
     /// Notes a chunk of `path` at `offset`; once the file is covered, its
     /// Xet hash is checked, and its runs kept.
-    fn add(&self, path: &str, offset: u64, chunk: (XetHash, u64), xorb: XetHash, index: u32) -> io::Result<()> {
+    fn add(&self, path: &str, offset: u64, chunk: (XetHash, u64), xorb: XetHash, index: u32) {
         let mut all = lock(&self.files);
-        let Some(f) = all.get_mut(path) else { return Ok(()) };
+        let Some(f) = all.get_mut(path) else { return };
         if f.at.insert(offset, (chunk.0, chunk.1, xorb, index)).is_none() {
             f.covered += chunk.1;
         }
         if f.covered < f.size {
-            return Ok(());
+            return;
         }
         let f = all.remove(path).expect("present");
         drop(all);
@@ -127,7 +127,7 @@ impl Chunks {
         let mut runs: Vec<Run> = Vec::new();
         for (off, (h, len, xorb, index)) in f.at {
             if off != next {
-                return Ok(()); // overlapping pieces that disagree: the sha256 decides
+                return; // overlapping pieces that disagree: the sha256 decides
             }
             next += len;
             list.push((h, len));
@@ -138,7 +138,7 @@ impl Chunks {
             }
         }
         if next != f.size {
-            return Ok(());
+            return;
         }
         // Chunks that do not give the Xet hash are not remembered for later
         // fetches; whether the file is right, its sha256 decides (a retry of
@@ -146,7 +146,6 @@ impl Chunks {
         if xet::file_hash(&list) == f.expected {
             lock(&self.done).insert(f.key, runs);
         }
-        Ok(())
     }
 }
 
@@ -387,11 +386,7 @@ impl Terms {
         }
         if self.here.is_some() {
             match self.chunk_here() {
-                Ok(()) => {
-                    let (xorb, chunk) = (self.plan.terms[self.term].xorb, self.chunk);
-                    self.used(xorb, chunk);
-                    return self.took_chunk();
-                }
+                Ok(()) => return self.took_chunk(),
                 // A file here that cannot be read as remembered: the rest of
                 // the term comes from the CAS.
                 Err(_) => self.here = None,
@@ -437,7 +432,6 @@ impl Terms {
             }
             self.open.insert(fetch, (next, body));
         }
-        self.used(xorb, chunk);
         self.took_chunk()
     }
 
@@ -467,7 +461,8 @@ impl Terms {
         }
     }
 
-    /// The chunk in `out` is the term's next: counted and noted.
+    /// The chunk in `out` is the term's next: counted, noted, and kept if
+    /// a later term names it again.
     fn took_chunk(&mut self) -> io::Result<bool> {
         let t = &self.plan.terms[self.term];
         let (xorb, index, len) = (t.xorb, self.chunk, self.out.len() as u64);
@@ -477,11 +472,12 @@ impl Terms {
                 t.first, t.end, t.len
             )));
         }
+        self.used(xorb, index);
         self.chunk += 1;
         self.unpacked += len;
         self.at = 0;
         let o = &mut self.origin;
-        o.chunks.add(&o.path, o.offset, (xet::chunk_hash(&self.out), len), xorb, index)?;
+        o.chunks.add(&o.path, o.offset, (xet::chunk_hash(&self.out), len), xorb, index);
         o.offset += len;
         Ok(true)
     }

@@ -329,11 +329,21 @@ impl Hub {
 
     /// Bytes `[start, end)` of a located file. One attempt.
     pub fn range(&self, url: &Url, start: u64, end: u64, spec: &Spec, path: &str) -> Attempt<Ranged> {
-        let mut headers = HeaderMap::new();
-        headers.insert("Accept-Encoding", "identity".parse().expect("a valid header"));
-        headers.insert(RANGE, format!("bytes={start}-{}", end - 1).parse().expect("a valid header"));
-        self.follow(Method::GET, url, &headers)
+        self.follow(Method::GET, url, &range_headers(start, end - 1))
             .and_then(|(url, resp)| self.ranged_answer(&url, resp, start, end, spec, path))
+    }
+
+    /// Whether a 206 answer's Content-Range begins at `start`, as asked.
+    fn starts_at(&self, url: &Url, resp: &Response, start: u64) -> Attempt<()> {
+        let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let first = range.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|n| n.parse::<u64>().ok());
+        if first != Some(start) {
+            return Attempt::retry(
+                Kind::CorruptData,
+                format!("{} sent '{range}' when asked for bytes from {start}", self.server_name(url)),
+            );
+        }
+        Attempt::Done(())
     }
 
     /// What a ranged request's final answer means.
@@ -350,18 +360,7 @@ impl Hub {
             return again;
         }
         match resp.status().as_u16() {
-            206 => {
-                let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
-                let first =
-                    range.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|n| n.parse::<u64>().ok());
-                if first != Some(start) {
-                    return Attempt::retry(
-                        Kind::CorruptData,
-                        format!("{} sent '{range}' when asked for bytes from {start}", self.server_name(url)),
-                    );
-                }
-                Attempt::Done(Ranged::Body { response: resp, skip: 0 })
-            }
+            206 => self.starts_at(url, &resp, start).map(|()| Ranged::Body { response: resp, skip: 0 }),
             200 => Attempt::Done(Ranged::Body { response: resp, skip: start }),
             403 if !self.same_origin(url) => Attempt::Done(Ranged::Expired),
             416 => Attempt::Fail(Error::new(
@@ -374,6 +373,14 @@ impl Hub {
             s => Attempt::Fail(self.refusal(spec, path, s, resp.headers())),
         }
     }
+}
+
+/// The headers of a request for bytes `first..=last`, as they are sent.
+fn range_headers(first: u64, last: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Accept-Encoding", "identity".parse().expect("a valid header"));
+    headers.insert(RANGE, format!("bytes={first}-{last}").parse().expect("a valid header"));
+    headers
 }
 
 fn redirect_target(from: &Url, resp: &Response) -> Result<Url> {

@@ -8,12 +8,12 @@ use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::blocking::Response;
-use reqwest::header::{HeaderMap, AUTHORIZATION, RANGE};
+use reqwest::header::{AUTHORIZATION, RANGE};
 use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
 
-use super::{encode, Hub};
+use super::{encode, range_headers, Hub};
 use crate::base::{CommitId, XetHash};
 use crate::error::{Error, Kind, Result};
 use crate::retry::{self, Attempt};
@@ -155,10 +155,7 @@ impl Hub {
             Ok(u) => u,
             Err(e) => return Attempt::retry(Kind::CorruptData, format!("the Xet CAS gave a bad URL ({e})")),
         };
-        let mut headers = HeaderMap::new();
-        headers.insert("Accept-Encoding", "identity".parse().expect("a valid header"));
-        headers.insert(RANGE, format!("bytes={}-{}", bytes.0, bytes.1).parse().expect("a valid header"));
-        let resp = match self.client.request(Method::GET, url.clone()).headers(headers).send() {
+        let resp = match self.client.request(Method::GET, url.clone()).headers(range_headers(bytes.0, bytes.1)).send() {
             Ok(r) => r,
             Err(e) => return self.unreachable(&url, &e),
         };
@@ -170,18 +167,7 @@ impl Hub {
             // As long as the range asked for: what the URL is signed for.
             // (Hugging Face's local CAS writes Content-Range relative to it.)
             200 | 206 if resp.content_length() == Some(len) => Attempt::Done(XorbRange::Body(resp)),
-            206 => {
-                let range = resp.headers().get("Content-Range").and_then(|v| v.to_str().ok()).unwrap_or("");
-                let first =
-                    range.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|n| n.parse::<u64>().ok());
-                if first != Some(bytes.0) {
-                    return Attempt::retry(
-                        Kind::CorruptData,
-                        format!("{} sent '{range}' when asked for bytes from {}", self.server_name(&url), bytes.0),
-                    );
-                }
-                Attempt::Done(XorbRange::Body(resp))
-            }
+            206 => self.starts_at(&url, &resp, bytes.0).map(|()| XorbRange::Body(resp)),
             403 => Attempt::Done(XorbRange::Expired),
             s => Attempt::retry(Kind::CorruptData, format!("{} answered {s} to a xorb range", self.server_name(&url))),
         }

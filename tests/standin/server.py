@@ -100,10 +100,8 @@ class Hub:
                     hashes.update(zip(new, self.cas.upload(list(new.values()))))
                     # What this commit added to the CAS: the floor of a re-lock.
                     self.xet_added[c.sha] = self.cas.stored_bytes() - before
-        for r in self.repos.values():
-            for c in r.commits.values():
                 for e in c.files.values():
-                    if r.xet and e.lfs:
+                    if e.lfs:
                         e.xet = hashes[e.blob.sha256()]
                         self.xet_files.setdefault(f"{r.kind}:{r.id}", set()).add(e.xet)
 
@@ -229,6 +227,13 @@ class Handler(BaseHTTPRequestHandler):
             h.append(("X-Error-Code", code))
         self.reply_json({"error": message}, status, h)
 
+    def hang_up_if_told(self, where, path):
+        """The `hangup` fault: an unreachable server, as a client sees it (no
+        answer at all)."""
+        if self.hub.take_fault("hangup", where, path):
+            self.connection.shutdown(socket.SHUT_RDWR)
+            raise Dropped
+
     def injected_status(self, where, path):
         f = self.hub.take_fault("status", where, path)
         if not f:
@@ -284,10 +289,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.resolve_cache(segs[2:])
         is_git = raw_path.endswith(("/info/refs", "/git-upload-pack"))
         where = "api" if segs and segs[0] == "api" else "git" if is_git else "resolve"
-        if self.hub.take_fault("hangup", where, urllib.parse.unquote(raw_path)):
-            # An unreachable Hub, as a client sees it: no answer at all.
-            self.connection.shutdown(socket.SHUT_RDWR)
-            raise Dropped
+        self.hang_up_if_told(where, urllib.parse.unquote(raw_path))
         if self.injected_status(where, urllib.parse.unquote(raw_path)):
             return
         try:
@@ -544,9 +546,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def reconstruction(self, raw_path, file_hash):
         """Faults apply to the path (`match`: "/v2/*", say)."""
-        if self.hub.take_fault("hangup", "cas", raw_path):
-            self.connection.shutdown(socket.SHUT_RDWR)
-            raise Dropped
+        self.hang_up_if_told("cas", raw_path)
         if self.injected_status("cas", raw_path):
             return
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
@@ -599,9 +599,7 @@ class Handler(BaseHTTPRequestHandler):
                               b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
         if self.injected_status("xorb", xorb):
             return
-        if self.hub.take_fault("hangup", "xorb", xorb):
-            self.connection.shutdown(socket.SHUT_RDWR)
-            raise Dropped
+        self.hang_up_if_told("xorb", xorb)
         conn, r = self.upstream_open(f"/v1/fetch_term?term={term}", {"Range": self.headers.get("Range")})
         try:
             size = int(r.getheader("Content-Length") or 0)
