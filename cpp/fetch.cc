@@ -4,6 +4,8 @@
 // caches, the store, the progress bar, Ctrl-C) and puts the verified tree
 // into the store.
 
+#include <cstring>
+
 #include "glue.hh"
 #include "fetch.hh"
 #include "bridge.hh"
@@ -231,12 +233,15 @@ FetchRequest makeRequest(const fetchers::Settings & settings, const Input & inpu
 }
 
 // The snapshot's NAR as Nix reads it to stream it into a store: the core's
-// stream, which ends only once every file is verified. Throws the core's
-// failure (or what a callback threw) when it fails.
+// stream, which ends only once every file is verified. Nix reads 8 KiB at a
+// time; they are copied from what the core lends, a piece at a time. Throws
+// the core's failure (or what a callback threw) when it fails.
 struct NarStream : Source
 {
     Fetch & fetch;
     const FetchContext & ctx;
+    rust::Slice<const uint8_t> lent;
+    size_t at = 0;
 
     NarStream(Fetch & fetch, const FetchContext & ctx)
         : fetch(fetch)
@@ -245,13 +250,19 @@ struct NarStream : Source
 
     size_t read(char * data, size_t len) override
     {
-        Failure failure{false, ErrorKind::Bug, {}};
-        auto n = fetch.read_nar(rust::Slice<uint8_t>(reinterpret_cast<uint8_t *>(data), len), ctx, failure);
-        ctx.rethrow();
-        if (failure.failed)
-            throwFailure(failure);
-        if (n == 0)
-            throw EndOfFile("the NAR of the snapshot has ended");
+        if (at == lent.size()) {
+            Failure failure{false, ErrorKind::Bug, {}};
+            lent = fetch.next_nar(ctx, failure);
+            at = 0;
+            ctx.rethrow();
+            if (failure.failed)
+                throwFailure(failure);
+            if (lent.empty())
+                throw EndOfFile("the NAR of the snapshot has ended");
+        }
+        auto n = std::min(len, lent.size() - at);
+        std::memcpy(data, lent.data() + at, n);
+        at += n;
         return n;
     }
 };

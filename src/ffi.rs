@@ -212,9 +212,12 @@ mod bridge {
         fn run(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchStarted;
         /// Waits for the verified tree and its NAR hash.
         fn wait_tree(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchedTree;
-        /// The next bytes of the snapshot's NAR, waiting for them; 0 at its
-        /// end, which comes only once every file is verified.
-        fn read_nar(self: &mut Fetch, buf: &mut [u8], ctx: &FetchContext, failure: &mut Failure) -> usize;
+        /// The next bytes of the snapshot's NAR, waiting for them, lent
+        /// until the next call (so that Nix's small reads copy from them
+        /// without a call each); empty at its end, which comes only once
+        /// every file is verified. (Unsafe only as cxx spells a borrow
+        /// from the Fetch: C++ must not keep the bytes past the next call.)
+        unsafe fn next_nar<'a>(self: &'a mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> &'a [u8];
         /// The snapshot is in the store at `store_path` (a real path): the
         /// partial directory goes, and later snapshots of the repo may take
         /// unchanged files from this one.
@@ -506,13 +509,13 @@ impl Fetch {
         })
     }
 
-    fn read_nar(&mut self, buf: &mut [u8], ctx: &FetchContext, failure: &mut Failure) -> usize {
+    fn next_nar(&mut self, ctx: &FetchContext, failure: &mut Failure) -> &[u8] {
         guard(failure, || {
             if let Some(transfer) = self.transfer.take() {
                 self.stream = Some(transfer.stream());
             }
             let Some(stream) = &mut self.stream else { return Err(bug("no stream to read")) };
-            stream.read(buf, ctx)
+            stream.next(ctx)
         })
     }
 

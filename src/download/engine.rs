@@ -416,7 +416,15 @@ impl Transfer {
             .enumerate()
             .flat_map(|(i, b)| b.planned.paths.iter().map(move |p| (p.clone(), i)))
             .collect();
-        NarStream { shared: self.shared, layout: self.layout, blob_of, at: 0, offset: 0, reader: None }
+        NarStream {
+            shared: self.shared,
+            layout: self.layout,
+            blob_of,
+            at: 0,
+            offset: 0,
+            reader: None,
+            lent: Lent::default(),
+        }
     }
 }
 
@@ -425,6 +433,12 @@ impl Transfer {
 /// verifier reads too, from the same memory. Its last bytes wait until the
 /// verifier has checked every file, so a store never receives a whole NAR
 /// of anything unchecked.
+///
+/// The stream lends its bytes rather than copying them into the caller's
+/// buffer: Nix drains a source 8 KiB at a time, and a round through the
+/// engine's locks for each of those reads cost the stream's thread (the one
+/// feeding a nix-daemon, whose own work bounds a fetch through it) more
+/// than the copy itself.
 pub struct NarStream {
     shared: Arc<Shared>,
     layout: Vec<nar::Segment>,
@@ -433,23 +447,69 @@ pub struct NarStream {
     at: usize,
     offset: u64,
     reader: Option<GrowingReader>,
+    /// What the last call lent: a piece in memory (kept from going back to
+    /// the pool until the next call), or bytes read from disk.
+    lent: Lent,
 }
 
+/// Where the bytes a stream lent are.
+enum Span {
+    End,
+    /// Of the framing segment `seg`.
+    Framing {
+        seg: usize,
+        from: usize,
+        to: usize,
+    },
+    /// Of the piece in `Lent::piece`.
+    Held {
+        from: usize,
+        to: usize,
+    },
+    /// At the start of `Lent::read`.
+    Read(usize),
+}
+
+#[derive(Default)]
+struct Lent {
+    piece: Option<Arc<Buffer>>,
+    read: Vec<u8>,
+}
+
+/// How much a stream reads from disk at once (contents an earlier run or
+/// this machine has).
+const READ_SPAN: usize = 1 << 20;
+
 impl NarStream {
-    /// Up to `buf.len()` next bytes of the NAR; 0 at its end. Waits for
-    /// them, telling `obs` of progress. Fails with the fetch's first error:
-    /// a part the verifier found corrupt is gone from disk by the time its
-    /// error is told, and the stream must not report the missing file in
-    /// its place.
-    pub fn read(&mut self, buf: &mut [u8], obs: &dyn Observer) -> Result<usize> {
-        self.read_next(buf, obs).map_err(|e| {
-            let work = &self.shared.work;
-            work.fail(e);
-            work.error().expect("the fetch has just failed")
-        })
+    /// The NAR's next bytes, lent until the next call; empty at its end.
+    /// Waits for them, telling `obs` of progress. Fails with the fetch's
+    /// first error: a part the verifier found corrupt is gone from disk by
+    /// the time its error is told, and the stream must not report the
+    /// missing file in its place.
+    pub fn next(&mut self, obs: &dyn Observer) -> Result<&[u8]> {
+        match self.next_span(obs) {
+            Ok(span) => Ok(self.bytes(span)),
+            Err(e) => {
+                let work = &self.shared.work;
+                work.fail(e);
+                Err(work.error().expect("the fetch has just failed"))
+            }
+        }
     }
 
-    fn read_next(&mut self, buf: &mut [u8], obs: &dyn Observer) -> Result<usize> {
+    fn bytes(&self, span: Span) -> &[u8] {
+        match span {
+            Span::End => &[],
+            Span::Framing { seg, from, to } => match &self.layout[seg] {
+                nar::Segment::Framing(bytes) => &bytes[from..to],
+                nar::Segment::Contents { .. } => unreachable!("a framing span of a contents segment"),
+            },
+            Span::Held { from, to } => &self.lent.piece.as_ref().expect("a lent piece").bytes()[from..to],
+            Span::Read(n) => &self.lent.read[..n],
+        }
+    }
+
+    fn next_span(&mut self, obs: &dyn Observer) -> Result<Span> {
         let s = self.shared.clone();
         if s.work.stopped() {
             return Err(s.work.error().unwrap_or_else(Error::interrupted));
@@ -458,19 +518,19 @@ impl NarStream {
             s.report(obs);
         }
         loop {
-            let Some(segment) = self.layout.get(self.at) else { return Ok(0) };
-            let (n, len) = match segment {
+            let Some(segment) = self.layout.get(self.at) else { return Ok(Span::End) };
+            let (span, n, len) = match segment {
                 nar::Segment::Framing(bytes) => {
                     if self.at + 1 == self.layout.len() && self.offset == 0 {
                         s.pump(obs, &|| s.verified.load(Ordering::SeqCst))?;
                     }
-                    let n = (bytes.len() - self.offset as usize).min(buf.len());
-                    buf[..n].copy_from_slice(&bytes[self.offset as usize..self.offset as usize + n]);
-                    (n, bytes.len() as u64)
+                    let from = self.offset as usize;
+                    (Span::Framing { seg: self.at, from, to: bytes.len() }, bytes.len() - from, bytes.len() as u64)
                 }
                 nar::Segment::Contents { path, size } => {
                     let file = Sending { path, size: *size, at: self.offset };
-                    (file.read(&s, &mut self.reader, &self.blob_of, buf, obs)?, *size)
+                    let (span, n) = file.lend(&s, &mut self.reader, &self.blob_of, &mut self.lent, obs)?;
+                    (span, n, *size)
                 }
             };
             self.offset += n as u64;
@@ -480,7 +540,7 @@ impl NarStream {
                 self.reader = None;
             }
             if n > 0 {
-                return Ok(n);
+                return Ok(span);
             }
         }
     }
@@ -494,18 +554,19 @@ struct Sending<'a> {
 }
 
 impl Sending<'_> {
-    /// Its next bytes, waiting (and reporting) for them to arrive.
-    fn read(
+    /// Its next bytes, waiting (and reporting) for them to arrive: where
+    /// they are, and how many.
+    fn lend(
         &self,
         s: &Arc<Shared>,
         reader: &mut Option<GrowingReader>,
         blob_of: &BTreeMap<String, usize>,
-        buf: &mut [u8],
+        lent: &mut Lent,
         obs: &dyn Observer,
-    ) -> Result<usize> {
+    ) -> Result<(Span, usize)> {
         let path = self.path;
         if self.at == self.size {
-            return Ok(0);
+            return Ok((Span::End, 0));
         }
         let unreadable = |e: io::Error| Error::new(Kind::LocalIo, format!("cannot read '{path}': {e}"));
         let r = match reader {
@@ -515,12 +576,11 @@ impl Sending<'_> {
         if !r.ready() {
             s.pump(obs, &|| r.ready())?;
         }
-        let want = ((self.size - self.at) as usize).min(buf.len());
-        let n = r.read(&mut buf[..want]).map_err(|e| s.work.error().unwrap_or_else(|| unreadable(e)))?;
-        if n == 0 {
+        let lent = r.lend(lent).map_err(|e| s.work.error().unwrap_or_else(|| unreadable(e)))?;
+        if lent.1 == 0 {
             return Err(Error::new(Kind::Bug, format!("'{path}' ended before its {} bytes", self.size)));
         }
-        Ok(n)
+        Ok(lent)
     }
 }
 
@@ -726,16 +786,72 @@ impl GrowingReader {
 
     fn read_from(&self, buf: &mut [u8]) -> io::Result<usize> {
         let b = self.b();
-        let pi = (self.pos / self.s.piece) as usize;
-        let within = (self.pos - pi as u64 * self.s.piece) as usize;
+        let (pi, within) = self.piece_at();
         if let Some(held) = lock(&b.held).get(&pi) {
             buf.copy_from_slice(&held.buf.bytes()[within..within + buf.len()]);
             return Ok(buf.len());
         }
+        self.read_on_disk(buf)
+    }
+
+    /// The piece the next byte is in, and where in it.
+    fn piece_at(&self) -> (usize, usize) {
+        let pi = (self.pos / self.s.piece) as usize;
+        (pi, (self.pos - pi as u64 * self.s.piece) as usize)
+    }
+
+    fn read_on_disk(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let b = self.b();
         match b.donor.as_ref().or(self.part.as_ref()) {
             Some(f) => f.read_at(buf, self.pos),
-            None => Err(io::Error::other(format!("piece {pi} of '{}' is neither in memory nor on disk", b.path()))),
+            None => Err(io::Error::other(format!(
+                "piece {} of '{}' is neither in memory nor on disk",
+                self.piece_at().0,
+                b.path()
+            ))),
         }
+    }
+
+    /// How many bytes from the next one have arrived, within its piece and
+    /// at most `max`, waiting for at least one; 0 at the end.
+    fn arrived(&self, max: usize) -> io::Result<usize> {
+        let (b, pos) = (self.b(), self.pos);
+        if pos >= b.planned.size {
+            return Ok(0);
+        }
+        self.s.work.wait_while(|| !self.ready());
+        let w = b.watermark.load(Ordering::SeqCst);
+        if w <= pos {
+            return Err(stopped());
+        }
+        let piece_end = (pos / self.s.piece + 1) * self.s.piece;
+        Ok(((w.min(piece_end) - pos) as usize).min(max))
+    }
+
+    /// The next bytes as a stream lends them: the piece they are in when it
+    /// is in memory, else read from disk into `lent`.
+    fn lend(&mut self, lent: &mut Lent) -> io::Result<(Span, usize)> {
+        let n = self.arrived(usize::MAX)?;
+        if n == 0 {
+            return Ok((Span::End, 0));
+        }
+        let (pi, within) = self.piece_at();
+        let held = lock(&self.b().held).get(&pi).map(|h| h.buf.clone());
+        let (span, n) = match held {
+            Some(buf) => {
+                lent.piece = Some(buf);
+                (Span::Held { from: within, to: within + n }, n)
+            }
+            None => {
+                lent.piece = None;
+                lent.read.resize(n.min(READ_SPAN), 0);
+                let n = self.read_on_disk(&mut lent.read)?;
+                (Span::Read(n), n)
+            }
+        };
+        self.pos += n as u64;
+        self.passed();
+        Ok((span, n))
     }
 
     /// Records progress, letting go of what every reader has passed.
@@ -755,17 +871,10 @@ impl GrowingReader {
 impl Read for GrowingReader {
     /// Reads, waiting for bytes to arrive.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (b, pos) = (self.b(), self.pos);
-        if pos >= b.planned.size {
+        let n = self.arrived(buf.len())?;
+        if n == 0 {
             return Ok(0);
         }
-        self.s.work.wait_while(|| !self.ready());
-        let w = b.watermark.load(Ordering::SeqCst);
-        if w <= pos {
-            return Err(stopped());
-        }
-        let piece_end = (pos / self.s.piece + 1) * self.s.piece;
-        let n = ((w.min(piece_end) - pos) as usize).min(buf.len());
         let n = self.read_from(&mut buf[..n])?;
         self.pos += n as u64;
         self.passed();

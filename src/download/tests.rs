@@ -269,19 +269,19 @@ impl Run {
         Ok(Done { t: start(job, prepared, &Work::new()).wait(obs)?, reused })
     }
 
-    /// The NAR as a stream reads it, in small reads as Nix's drainInto makes them.
+    /// The NAR as the glue reads it, span by lent span.
     fn stream(&self, source: Arc<Mem>, files: &[FileEntry], here: Here, keep: bool) -> Result<(Vec<u8>, u64)> {
         let job = self.job(source, files, here, Output::Stream, keep);
         let prepared = prepare(&job)?;
         let (size, reused) = (prepared.nar_size(), prepared.reused_bytes());
         let mut nar = start(job, prepared, &Work::new()).stream();
-        let (mut out, mut buf) = (Vec::new(), vec![0u8; 8192]);
+        let mut out = Vec::new();
         loop {
-            let n = nar.read(&mut buf, &Watcher::default())?;
-            if n == 0 {
+            let lent = nar.next(&Watcher::default())?;
+            if lent.is_empty() {
                 break;
             }
-            out.extend_from_slice(&buf[..n]);
+            out.extend_from_slice(lent);
         }
         assert_eq!(out.len() as u64, size, "the NAR is as long as planned");
         Ok((out, reused))
@@ -590,11 +590,11 @@ fn a_stream_never_ends_before_every_file_is_verified() {
     let prepared = prepare(&job).unwrap();
     let size = prepared.nar_size();
     let mut nar = start(job, prepared, &Work::new()).stream();
-    let (mut got, mut buf) = (0u64, vec![0u8; 8192]);
+    let mut got = 0u64;
     let err = loop {
-        match nar.read(&mut buf, &Watcher::default()) {
-            Ok(0) => panic!("the stream ended although a file was corrupt"),
-            Ok(n) => got += n as u64,
+        match nar.next(&Watcher::default()) {
+            Ok([]) => panic!("the stream ended although a file was corrupt"),
+            Ok(lent) => got += lent.len() as u64,
             Err(e) => break e,
         }
     };
