@@ -48,6 +48,13 @@ struct HfSettings : Config
     Setting<unsigned int> retryTime{this, defaults.retry_time, "hf-retry-time",
         "Seconds from a request's first attempt after which nix-hf starts no further attempt and no further wait "
         "(an attempt under way is bounded by hf-stall-timeout)."};
+
+    Setting<std::string> resumableCopy{this, "fresh", "hf-resumable-copy",
+        "Which fetches into a nix-daemon's store (or any store a tree cannot be moved into) also keep a copy in "
+        "the user's cache, so that an interrupted fetch resumes, at the cost of a second write of every byte and, "
+        "until the store has the snapshot, twice its size on disk: `fresh` (the default) those whose narHash is "
+        "not known yet (a new lock), `always` every one (a locked input too), `never` none (an interrupted fetch "
+        "then starts again). Into a local store nix-hf writes once and resumes either way."};
 };
 
 HfSettings hfSettings;
@@ -213,6 +220,19 @@ std::string partialRoot()
     return root.string();
 }
 
+// Whether a stream into a store also keeps a resumable copy here.
+bool keepsResumableCopy(const Input & input)
+{
+    auto & policy = hfSettings.resumableCopy.get();
+    if (policy == "fresh")
+        return !input.getNarHash();
+    if (policy == "always")
+        return true;
+    if (policy == "never")
+        return false;
+    throw UsageError("hf-resumable-copy is '%s'; set it to 'fresh' (the default), 'always' or 'never'", policy);
+}
+
 FetchRequest makeRequest(const fetchers::Settings & settings, const Input & input)
 {
     FetchRequest req;
@@ -337,11 +357,12 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     auto & stale = known.stale;
 
     // Into a local store on this file system the verified tree is moved;
-    // into any other (a nix-daemon's) its NAR is streamed while it arrives.
-    // A stream keeps a resumable copy here too unless the input is locked
-    // (narHash known): see README, How bytes move.
+    // into any other (a nix-daemon's) its NAR is streamed while it arrives,
+    // and a copy kept here as hf-resumable-copy says: see README, How bytes
+    // move.
+    auto keepCopy = keepsResumableCopy(input); // checked for a local store too
     req.stream = !canMoveInto(store, std::string(req.partial_root));
-    req.keep = !req.stream || !input.getNarHash();
+    req.keep = !req.stream || keepCopy;
 
     // Held until the snapshot is in the store: the partial directory's lock.
     auto fetch = callRust([&](Failure & f) { return new_fetch(req, f); });

@@ -27,6 +27,7 @@ let
     hf-retries = cfg.retries;
     hf-retry-time = cfg.retryTime;
     hf-token-file = cfg.tokenFile;
+    hf-resumable-copy = cfg.resumableCopy;
   };
 
   unset = lib.mkOption {
@@ -74,6 +75,25 @@ in
     };
     retryTime = unset // {
       description = "Seconds after a request's first attempt past which no attempt or wait begins (`hf-retry-time`); null: nix-hf's default.";
+    };
+
+    resumableCopy = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "fresh"
+          "always"
+          "never"
+        ]
+      );
+      default = null;
+      example = "always";
+      description = ''
+        Which fetches through the nix-daemon also keep a copy in the user's
+        cache so that an interrupted one resumes (`hf-resumable-copy`), at
+        the cost of writing every byte twice: `fresh`, new locks only (null:
+        nix-hf's default); `always`, locked inputs too (slow or flaky
+        networks); `never`, none (the disk writes each byte once).
+      '';
     };
 
     tokenFile = mkOption {

@@ -281,8 +281,8 @@ class Daemon:
                 raise AssertionError(f"nix {' '.join(args)} as {self.USER} failed:\n{err.read()[-3000:]}")
             return out.read(), usage
 
-    def eval(self, expr, **kw):
-        return json.loads(self.run("eval", "--impure", "--json", "--expr", expr, **kw)[0])
+    def eval(self, expr, *extra, **kw):
+        return json.loads(self.run("eval", "--impure", "--json", "--expr", expr, *extra, **kw)[0])
 
     def partial(self):
         return os.path.join(self.home, ".cache", "nix", "nix-hf", "partial")

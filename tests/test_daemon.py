@@ -3,7 +3,7 @@
 Fetching happens in the client, which streams the snapshot's NAR into the
 daemon as it arrives: the daemon writes it, once. A fresh lock also keeps a
 resumable copy in the user's cache; a locked input (narHash known) keeps
-nothing there."""
+nothing there, unless hf-resumable-copy says otherwise."""
 
 import json
 import os
@@ -26,11 +26,11 @@ def daemon(hub):
     d.stop()
 
 
-def measured(d, expr):
+def measured(d, expr, *options):
     """Evaluates `expr` as the client, and how many bytes the client itself
     wrote to disk (directly or through the page cache), as the kernel
     accounts them."""
-    out, usage = d.waited("eval", "--impure", "--json", "--expr", expr)
+    out, usage = d.waited("eval", "--impure", "--json", "--expr", expr, *options)
     return json.loads(out), usage.ru_oublock * 512
 
 
@@ -80,26 +80,59 @@ def test_a_locked_input_is_written_once_by_the_daemon(daemon, hub, pinned):
     assert cdn_bytes(hub) == SNAPSHOT
 
 
-def test_a_killed_client_resumes_through_the_daemon(daemon, hub, pinned):
+def test_a_fresh_lock_keeps_no_copy_with_hf_resumable_copy_never(daemon, hub, pinned):
+    expr = f'let r = builtins.fetchTree "{PIECES_URL}"; in {{ inherit (r) narHash; }}'
+    attrs, wrote = measured(daemon, expr, "--option", "hf-resumable-copy", "never")
+    assert attrs["narHash"] == pinned["narHash"]
+    assert wrote < SNAPSHOT / 10, f"the client wrote {wrote} bytes of a {SNAPSHOT}-byte snapshot"
+
+
+def test_a_wrong_hf_resumable_copy_is_named(daemon):
+    _, err, code = daemon.run("eval", "--impure", "--expr", '(builtins.fetchTree "hf:nixhf/tiny").narHash',
+                              "--option", "hf-resumable-copy", "sometimes", check=False)
+    assert code != 0
+    assert "hf-resumable-copy is 'sometimes'; set it to 'fresh' (the default), 'always' or 'never'" in err, err
+
+
+def recorded(daemon):
+    """Pieces of the shards recorded in the user's cache."""
+    pieces = [os.path.join(d, n) for d, _, ns in os.walk(daemon.partial()) for n in ns
+              if n.endswith(f"-{SHARD}.pieces")]
+    return sum(len(open(f).read().split()) for f in pieces)
+
+
+# A fresh lock keeps a resumable copy by default; a locked input when told to.
+@pytest.mark.parametrize("how", ["fresh", "locked, hf-resumable-copy = always"])
+def test_a_killed_client_resumes_through_the_daemon(daemon, hub, pinned, how):
+    fetch = locked(pinned) if how.startswith("locked") else f'(builtins.fetchTree "{PIECES_URL}")'
+    options = ["--option", "hf-resumable-copy", "always"] if how.startswith("locked") else []
     hub.settings(cdn_rate=8_000_000)
-    p = daemon.start("eval", "--impure", "--expr", f'(builtins.fetchTree "{PIECES_URL}").narHash',
-                     "--option", "hf-connections", "2")
-
-    def recorded():
-        """Pieces of the shards recorded in the user's cache."""
-        pieces = [os.path.join(d, n) for d, _, ns in os.walk(daemon.partial()) for n in ns
-                  if n.endswith(f"-{SHARD}.pieces")]
-        return sum(len(open(f).read().split()) for f in pieces)
-
-    wait_for("three pieces of the shards recorded in the user's cache", lambda: recorded() >= 3)
+    p = daemon.start("eval", "--impure", "--expr", f"{fetch}.narHash", "--option", "hf-connections", "2", *options)
+    wait_for("three pieces of the shards recorded in the user's cache", lambda: recorded(daemon) >= 3)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert daemon.valid_sources() == [], "a killed fetch left a store path"
     hub.settings(cdn_rate=0)
     hub.clear_log()
-    assert daemon.eval(f'(builtins.fetchTree "{PIECES_URL}").narHash') == pinned["narHash"]
+    assert daemon.eval(f"{fetch}.narHash", *options) == pinned["narHash"]
     again = cdn_bytes(hub)
     assert again <= SNAPSHOT - 3 * (8 << 20), f"the resumed fetch took {again} bytes again"
+
+
+def test_a_killed_locked_fetch_without_a_copy_starts_again(daemon, hub, pinned):
+    """The price of a single write (see README, How bytes move): nothing of
+    an interrupted locked fetch is left, neither in the store nor here."""
+    hub.settings(cdn_rate=8_000_000)
+    p = daemon.start("eval", "--impure", "--expr", f"{locked(pinned)}.narHash", "--option", "hf-connections", "2")
+    wait_for("three pieces of the shards sent by the CDN", lambda: cdn_bytes(hub) >= 3 * (8 << 20))
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert daemon.valid_sources() == [], "a killed fetch left a store path"
+    assert recorded(daemon) == 0, "a locked fetch kept a copy"
+    hub.settings(cdn_rate=0)
+    hub.clear_log()
+    assert daemon.eval(f"{locked(pinned)}.narHash") == pinned["narHash"]
+    assert cdn_bytes(hub) == SNAPSHOT
 
 
 @pytest.mark.parametrize("how", ["fresh", "locked"])

@@ -64,13 +64,13 @@ def test_determinate_nix_gets_its_own_build(nix):
 def test_the_plugins_settings_go_to_nix_conf(nix):
     r = evaluate(nix, ["""{ programs.nix-hf = {
         enable = true; endpoint = "https://hf-mirror.example.org"; connections = 16; stallTimeout = 60;
-        retries = 9; retryTime = 600; tokenFile = "/run/secrets/hf-token"; }; }"""],
+        retries = 9; retryTime = 600; tokenFile = "/run/secrets/hf-token"; resumableCopy = "always"; }; }"""],
                  """{ settings = removeAttrs config.nix.settings [ "plugin-files" ]; inherit failed;
                       tokenHasContext = builtins.hasContext config.nix.settings.hf-token-file; }""")
     assert r["failed"] == [] and not r["tokenHasContext"]
     assert r["settings"] == {"hf-endpoint": "https://hf-mirror.example.org", "hf-connections": 16,
                              "hf-stall-timeout": 60, "hf-retries": 9, "hf-retry-time": 600,
-                             "hf-token-file": "/run/secrets/hf-token"}
+                             "hf-token-file": "/run/secrets/hf-token", "hf-resumable-copy": "always"}
 
 
 def test_disabled_it_changes_nothing(nix):
@@ -107,7 +107,8 @@ def test_the_real_nix_takes_the_modules_settings(nix, tmp_path):
     of the stand-in package: Nix knows every setting (NixOS's and
     home-manager's checks of nix.conf fail on a warning)."""
     settings = evaluate(nix, ["""{ programs.nix-hf = { enable = true; endpoint = "https://hf-mirror.example.org";
-        connections = 16; stallTimeout = 60; retries = 9; retryTime = 600; tokenFile = "/run/secrets/hf-token"; }; }"""],
+        connections = 16; stallTimeout = 60; retries = 9; retryTime = 600; tokenFile = "/run/secrets/hf-token";
+        resumableCopy = "never"; }; }"""],
                         "config.nix.settings")
     settings["plugin-files"] = [PLUGIN]
     conf = tmp_path / "conf"
