@@ -45,7 +45,7 @@ use crate::base::{content_key, lock, Digest, FileEntry, Observer};
 use crate::error::{Error, Kind, Result};
 use crate::nar;
 use crate::retry::{self, Attempt, Budget, Clock};
-use crate::verify::HashingReader;
+use crate::verify::Verifier;
 use crate::work::{self, Work};
 
 /// Where a file's bytes come from: the Hub (see `download`), or memory in
@@ -476,6 +476,18 @@ struct Lent {
     read: Vec<u8>,
 }
 
+impl Lent {
+    /// The bytes of a span of contents.
+    fn bytes(&self, span: Span) -> &[u8] {
+        match span {
+            Span::End => &[],
+            Span::Held { from, to } => &self.piece.as_ref().expect("a lent piece").bytes()[from..to],
+            Span::Read(n) => &self.read[..n],
+            Span::Framing { .. } => unreachable!("framing is the stream's, not lent"),
+        }
+    }
+}
+
 /// How much a stream reads from disk at once (contents an earlier run or
 /// this machine has).
 const READ_SPAN: usize = 1 << 20;
@@ -499,13 +511,11 @@ impl NarStream {
 
     fn bytes(&self, span: Span) -> &[u8] {
         match span {
-            Span::End => &[],
             Span::Framing { seg, from, to } => match &self.layout[seg] {
                 nar::Segment::Framing(bytes) => &bytes[from..to],
                 nar::Segment::Contents { .. } => unreachable!("a framing span of a contents segment"),
             },
-            Span::Held { from, to } => &self.lent.piece.as_ref().expect("a lent piece").bytes()[from..to],
-            Span::Read(n) => &self.lent.read[..n],
+            span => self.lent.bytes(span),
         }
     }
 
@@ -882,19 +892,25 @@ impl Read for GrowingReader {
     }
 }
 
-/// Checks every blob against the Hub's hash as its bytes land. A bad blob is
-/// discarded with its record, so no later run reuses it.
+/// Checks every blob against the Hub's hash as its bytes land, hashing them
+/// where they are (the piece in memory, as the stream lends it). A bad blob
+/// is discarded with its record, so no later run reuses it.
 fn verify_all(s: &Arc<Shared>) -> Result<()> {
     for (i, b) in s.blobs.iter().enumerate() {
         work::working_on(b.path());
         let unreadable = |e: io::Error| Error::new(Kind::LocalIo, format!("cannot read '{}': {e}", b.path()));
-        let r = GrowingReader::new(s, i, Reader::Verify).map_err(unreadable)?;
-        let checked = match HashingReader::new(r, &b.planned.digest, b.planned.size).check(b.path(), &s.shown) {
-            Ok(checked) => checked,
-            Err(_) if s.work.stopped() => return Err(Error::interrupted()),
-            Err(e) => return Err(unreadable(e)),
-        };
-        if let Err(e) = checked {
+        let mut r = GrowingReader::new(s, i, Reader::Verify).map_err(unreadable)?;
+        let mut verifier = Verifier::new(&b.planned.digest, b.planned.size);
+        let mut lent = Lent::default();
+        loop {
+            match r.lend(&mut lent) {
+                Ok((_, 0)) => break,
+                Ok((span, _)) => verifier.update(lent.bytes(span)),
+                Err(_) if s.work.stopped() => return Err(Error::interrupted()),
+                Err(e) => return Err(unreadable(e)),
+            }
+        }
+        if let Err(e) = verifier.finish(b.path(), &s.shown) {
             // Gone before the error is told (the process may end then), so
             // that no later run reuses it.
             s.work.fail_after(e.clone(), || {
