@@ -54,7 +54,8 @@ struct HfSettings : Config
         "the user's cache, so that an interrupted fetch resumes, at the cost of a second write of every byte and, "
         "until the store has the snapshot, twice its size on disk: `fresh` (the default) those whose narHash is "
         "not known yet (a new lock), `always` every one (a locked input too), `never` none (an interrupted fetch "
-        "then starts again). Into a local store nix-hf writes once and resumes either way."};
+        "then starts again). Into a local store on the file system of the user's cache nix-hf writes once and resumes "
+        "either way."};
 };
 
 HfSettings hfSettings;
@@ -345,6 +346,9 @@ snapshotAtHand(const fetchers::Settings & settings, Store & store, const Input &
 
 std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
 {
+    // Before anything else, so that a wrong value is told wherever it is
+    // set, not first on the day someone fetches through a daemon.
+    auto keepCopy = keepsResumableCopy(input);
     auto cache = settings.getCache();
     auto known = lookUp(*cache, input);
     // The commit is known and its snapshot already in the store: nothing to
@@ -360,7 +364,6 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     // into any other (a nix-daemon's) its NAR is streamed while it arrives,
     // and a copy kept here as hf-resumable-copy says: see README, How bytes
     // move.
-    auto keepCopy = keepsResumableCopy(input); // checked for a local store too
     req.stream = !canMoveInto(store, std::string(req.partial_root));
     req.keep = !req.stream || keepCopy;
 

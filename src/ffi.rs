@@ -102,7 +102,7 @@ mod bridge {
         retry_time: u32,
         /// Nix's ssl-cert-file: the CA certificates to trust (empty: the system's).
         ca_file: String,
-        /// The glue streams the NAR into its store (`read_nar`) rather than
+        /// The glue streams the NAR into its store (`next_nar`) rather than
         /// moving a tree there (`wait_tree`).
         stream: bool,
         /// For a stream: keep what arrives on disk here too, so that an
@@ -208,7 +208,7 @@ mod bridge {
         fn interrupt(self: &Fetch);
         /// Resolves, lists and starts downloading and verifying the
         /// snapshot (into a partial directory under `partial_root`). Once
-        /// only; then `wait_tree` or, for a stream, `read_nar`.
+        /// only; then `wait_tree` or, for a stream, `next_nar`.
         fn run(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchStarted;
         /// Waits for the verified tree and its NAR hash.
         fn wait_tree(self: &mut Fetch, ctx: &FetchContext, failure: &mut Failure) -> FetchedTree;
@@ -510,13 +510,18 @@ impl Fetch {
     }
 
     fn next_nar(&mut self, ctx: &FetchContext, failure: &mut Failure) -> &[u8] {
-        guard(failure, || {
+        let lent = guard(failure, || {
             if let Some(transfer) = self.transfer.take() {
                 self.stream = Some(transfer.stream());
             }
             let Some(stream) = &mut self.stream else { return Err(bug("no stream to read")) };
             stream.next(ctx)
-        })
+        });
+        if failure.failed {
+            // A panic left the stream midway: it must not go on.
+            self.work.stop();
+        }
+        lent
     }
 
     fn stored(&mut self, store_path: &str, failure: &mut Failure) {

@@ -149,6 +149,16 @@ def test_endpoint_setting_overrides_HF_ENDPOINT(nix, standin):
     assert nix.eval('(builtins.fetchTree "hf:nixhf/tiny").rev', "--option", "hf-endpoint", standin.url)
 
 
+def test_a_wrong_hf_resumable_copy_is_named_for_a_local_store_too(nix):
+    """It changes nothing into a local store, but a typo is told wherever it
+    is set: before a first fetch and once the snapshot is in the store."""
+    expr = '(builtins.fetchTree "hf:nixhf/tiny").narHash'
+    message = "hf-resumable-copy is 'sometimes'; set it to 'fresh' (the default), 'always' or 'never'"
+    assert message in nix.fails("eval", "--impure", "--expr", expr, "--option", "hf-resumable-copy", "sometimes").stderr
+    assert nix.eval(expr, "--option", "hf-resumable-copy", "never").startswith("sha256-")
+    assert message in nix.fails("eval", "--impure", "--expr", expr, "--option", "hf-resumable-copy", "sometimes").stderr
+
+
 def test_missing_repo_and_revision_errors_name_the_input(nix):
     p = nix.fails("eval", "--impure", "--expr", '(builtins.fetchTree "hf:nixhf/nope").rev')
     assert "model repo 'nixhf/nope' was not found" in p.stderr and "'hf:nixhf/nope'" in p.stderr

@@ -477,7 +477,7 @@ struct Lent {
 }
 
 impl Lent {
-    /// The bytes of a span of contents.
+    /// The bytes of a span of contents (framing is the stream's own).
     fn bytes(&self, span: Span) -> &[u8] {
         match span {
             Span::End => &[],
@@ -488,9 +488,14 @@ impl Lent {
     }
 }
 
-/// How much a stream reads from disk at once (contents an earlier run or
-/// this machine has).
+/// How much is read from disk at once for the stream and the verifier
+/// (contents an earlier run or this machine has): big enough that a read
+/// costs little beside its bytes. Tests make it smaller than their pieces,
+/// so that a piece takes several reads there too.
+#[cfg(not(test))]
 const READ_SPAN: usize = 1 << 20;
+#[cfg(test)]
+const READ_SPAN: usize = 4096;
 
 impl NarStream {
     /// The NAR's next bytes, lent until the next call; empty at its end.
@@ -903,6 +908,10 @@ fn verify_all(s: &Arc<Shared>) -> Result<()> {
         let mut verifier = Verifier::new(&b.planned.digest, b.planned.size);
         let mut lent = Lent::default();
         loop {
+            // Bytes already here would otherwise be hashed on after Ctrl-C.
+            if s.work.stopped() {
+                return Err(Error::interrupted());
+            }
             match r.lend(&mut lent) {
                 Ok((_, 0)) => break,
                 Ok((span, _)) => verifier.update(lent.bytes(span)),

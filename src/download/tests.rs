@@ -569,6 +569,25 @@ fn a_kept_stream_resumes_what_an_earlier_run_has() {
 }
 
 #[test]
+fn a_corrupt_piece_an_earlier_run_left_fails_the_stream_by_its_hash() {
+    let files = vec![("a.bin", data(14, 3 * PIECE as usize)), ("b.txt", b"small\n".to_vec())];
+    let run = Run::new("keptcorrupt");
+    let e = entries(&files);
+    let parts = run.dir.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let name = e[0].content_key();
+    let mut part = vec![0u8; files[0].1.len()];
+    part[..PIECE as usize].copy_from_slice(&files[0].1[..PIECE as usize]);
+    part[PIECE as usize / 2] ^= 1;
+    std::fs::write(parts.join(format!("{name}.part")), &part).unwrap();
+    std::fs::write(parts.join(format!("{name}.pieces")), "0\n").unwrap();
+    let err = run.stream(Arc::new(Mem::with(&files)), &e, Here::default(), true).unwrap_err();
+    assert_eq!(err.kind, Kind::CorruptData, "{err:?}");
+    assert!(matches!(err.detail, Detail::HashMismatch { ref file, .. } if file == "a.bin"), "{:?}", err.detail);
+    assert!(!run.parts().contains(&format!("{name}.pieces")), "a later run would trust the bad piece again");
+}
+
+#[test]
 fn a_stream_reads_contents_on_this_machine_where_they_are() {
     let files = sample();
     let run = Run::new("streamdonor");
