@@ -219,7 +219,10 @@ impl Reuse for Here {
         let d = self.find(digest, size)?;
         let path = std::env::temp_dir().join(format!("nixhf-here-{}-{}", std::process::id(), digest.hex()));
         std::fs::write(&path, d).ok()?;
-        std::fs::File::open(&path).ok()
+        let f = std::fs::File::open(&path).ok();
+        // Read through the open file only: nothing is left behind in /tmp.
+        let _ = std::fs::remove_file(&path);
+        f
     }
 }
 
