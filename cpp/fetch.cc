@@ -371,7 +371,8 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     auto fetch = callRust([&](Failure & f) { return new_fetch(req, f); });
     NixFetchContext ctx(input.to_string());
     // Ctrl-C wakes the core at once, whatever it is waiting for.
-    auto onInterrupt = createInterruptCallback([&]() { fetch->interrupt(); });
+    auto interrupter = fetch->interrupter();
+    auto onInterrupt = createInterruptCallback([&]() { interrupter->interrupt(); });
     Failure failure{false, ErrorKind::Bug, {}};
     auto out = fetch->run(ctx, failure);
     ctx.rethrow();

@@ -169,6 +169,9 @@ mod bridge {
         /// A fetch of one snapshot, from its request to the store. Dropping
         /// it releases the partial directory's lock.
         type Fetch;
+        /// Stops a fetch from another thread (Nix's interrupt callback)
+        /// while the fetch itself is busy on the caller's.
+        type Interrupter;
 
         fn scheme_name() -> &'static str;
         fn setting_defaults() -> SettingDefaults;
@@ -204,8 +207,11 @@ mod bridge {
         /// A fetch of the snapshot `req` asks for; checks the request, but
         /// sends nothing yet.
         fn new_fetch(req: &FetchRequest, failure: &mut Failure) -> Box<Fetch>;
+        /// What stops the fetch, for another thread: the Fetch itself is
+        /// borrowed by whichever call is waiting.
+        fn interrupter(self: &Fetch) -> Box<Interrupter>;
         /// Stops the fetch at once. For Nix's interrupt callback: any thread.
-        fn interrupt(self: &Fetch);
+        fn interrupt(self: &Interrupter);
         /// Resolves, lists and starts downloading and verifying the
         /// snapshot (into a partial directory under `partial_root`). Once
         /// only; then `wait_tree` or, for a stream, `next_nar`.
@@ -475,9 +481,17 @@ fn bug(what: &str) -> Error {
     Error::new(Kind::Bug, format!("internal error in nix-hf (please report it): {what}"))
 }
 
-impl Fetch {
+pub struct Interrupter(Work);
+
+impl Interrupter {
     fn interrupt(&self) {
-        self.work.fail(Error::interrupted());
+        self.0.fail(Error::interrupted());
+    }
+}
+
+impl Fetch {
+    fn interrupter(&self) -> Box<Interrupter> {
+        Box::new(Interrupter(self.work.clone()))
     }
 
     fn run(&mut self, ctx: &FetchContext, failure: &mut Failure) -> FetchStarted {
