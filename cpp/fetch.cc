@@ -221,16 +221,21 @@ std::string partialRoot()
     return root.string();
 }
 
-// Whether a stream into a store also keeps a resumable copy here.
-bool keepsResumableCopy(const Input & input)
+enum class ResumableCopy { Fresh, Always, Never };
+
+// hf-resumable-copy, checked wherever a snapshot is looked up (Determinate
+// Nix, say, finds a fetched one without fetching), so that a wrong value is
+// told wherever it is set, not first on the day someone fetches through a
+// daemon.
+ResumableCopy resumableCopy()
 {
     auto & policy = hfSettings.resumableCopy.get();
     if (policy == "fresh")
-        return !input.getNarHash();
+        return ResumableCopy::Fresh;
     if (policy == "always")
-        return true;
+        return ResumableCopy::Always;
     if (policy == "never")
-        return false;
+        return ResumableCopy::Never;
     throw UsageError("hf-resumable-copy is '%s'; set it to 'fresh' (the default), 'always' or 'never'", policy);
 }
 
@@ -340,15 +345,14 @@ inStore(Cache & cache, Store & store, const Input & input, const Known & known)
 std::optional<std::pair<ref<SourceAccessor>, Input>>
 snapshotAtHand(const fetchers::Settings & settings, Store & store, const Input & input)
 {
+    resumableCopy();
     auto cache = settings.getCache();
     return inStore(*cache, store, input, lookUp(*cache, input));
 }
 
 std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & settings, Store & store, const Input & input)
 {
-    // Before anything else, so that a wrong value is told wherever it is
-    // set, not first on the day someone fetches through a daemon.
-    auto keepCopy = keepsResumableCopy(input);
+    auto policy = resumableCopy();
     auto cache = settings.getCache();
     auto known = lookUp(*cache, input);
     // The commit is known and its snapshot already in the store: nothing to
@@ -365,7 +369,8 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
     // and a copy kept here as hf-resumable-copy says: see README, How bytes
     // move.
     req.stream = !canMoveInto(store, std::string(req.partial_root));
-    req.keep = !req.stream || keepCopy;
+    req.keep = !req.stream || policy == ResumableCopy::Always
+               || (policy == ResumableCopy::Fresh && !input.getNarHash());
 
     // Held until the snapshot is in the store: the partial directory's lock.
     auto fetch = callRust([&](Failure & f) { return new_fetch(req, f); });
@@ -426,6 +431,7 @@ std::pair<ref<SourceAccessor>, Input> fetchSnapshot(const fetchers::Settings & s
 
 std::optional<std::pair<StorePath, Input>> substituteLocked(const fetchers::Settings & settings, ref<Store> store, const Input & input)
 {
+    resumableCopy();
     auto rev = input.getRev();
     if (!rev || !input.getNarHash())
         return std::nullopt;
