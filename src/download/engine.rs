@@ -470,6 +470,16 @@ enum Span {
     Read(usize),
 }
 
+impl Span {
+    fn len(&self) -> usize {
+        match *self {
+            Span::End => 0,
+            Span::Framing { from, to, .. } | Span::Held { from, to } => to - from,
+            Span::Read(n) => n,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Lent {
     piece: Option<Arc<Buffer>>,
@@ -534,20 +544,20 @@ impl NarStream {
         }
         loop {
             let Some(segment) = self.layout.get(self.at) else { return Ok(Span::End) };
-            let (span, n, len) = match segment {
+            let (span, len) = match segment {
                 nar::Segment::Framing(bytes) => {
                     if self.at + 1 == self.layout.len() && self.offset == 0 {
                         s.pump(obs, &|| s.verified.load(Ordering::SeqCst))?;
                     }
                     let from = self.offset as usize;
-                    (Span::Framing { seg: self.at, from, to: bytes.len() }, bytes.len() - from, bytes.len() as u64)
+                    (Span::Framing { seg: self.at, from, to: bytes.len() }, bytes.len() as u64)
                 }
                 nar::Segment::Contents { path, size } => {
                     let file = Sending { path, size: *size, at: self.offset };
-                    let (span, n) = file.lend(&s, &mut self.reader, &self.blob_of, &mut self.lent, obs)?;
-                    (span, n, *size)
+                    (file.lend(&s, &mut self.reader, &self.blob_of, &mut self.lent, obs)?, *size)
                 }
             };
+            let n = span.len();
             self.offset += n as u64;
             if self.offset == len {
                 self.at += 1;
@@ -578,10 +588,10 @@ impl Sending<'_> {
         blob_of: &BTreeMap<String, usize>,
         lent: &mut Lent,
         obs: &dyn Observer,
-    ) -> Result<(Span, usize)> {
+    ) -> Result<Span> {
         let path = self.path;
         if self.at == self.size {
-            return Ok((Span::End, 0));
+            return Ok(Span::End);
         }
         let unreadable = |e: io::Error| Error::new(Kind::LocalIo, format!("cannot read '{path}': {e}"));
         let r = match reader {
@@ -591,11 +601,11 @@ impl Sending<'_> {
         if !r.ready() {
             s.pump(obs, &|| r.ready())?;
         }
-        let lent = r.lend(lent).map_err(|e| s.work.error().unwrap_or_else(|| unreadable(e)))?;
-        if lent.1 == 0 {
+        let span = r.lend(lent).map_err(|e| s.work.error().unwrap_or_else(|| unreadable(e)))?;
+        if span.len() == 0 {
             return Err(Error::new(Kind::Bug, format!("'{path}' ended before its {} bytes", self.size)));
         }
-        Ok(lent)
+        Ok(span)
     }
 }
 
@@ -845,28 +855,27 @@ impl GrowingReader {
 
     /// The next bytes as a stream lends them: the piece they are in when it
     /// is in memory, else read from disk into `lent`.
-    fn lend(&mut self, lent: &mut Lent) -> io::Result<(Span, usize)> {
+    fn lend(&mut self, lent: &mut Lent) -> io::Result<Span> {
         let n = self.arrived(usize::MAX)?;
         if n == 0 {
-            return Ok((Span::End, 0));
+            return Ok(Span::End);
         }
         let (pi, within) = self.piece_at();
         let held = lock(&self.b().held).get(&pi).map(|h| h.buf.clone());
-        let (span, n) = match held {
+        let span = match held {
             Some(buf) => {
                 lent.piece = Some(buf);
-                (Span::Held { from: within, to: within + n }, n)
+                Span::Held { from: within, to: within + n }
             }
             None => {
                 lent.piece = None;
                 lent.read.resize(n.min(READ_SPAN), 0);
-                let n = self.read_on_disk(&mut lent.read)?;
-                (Span::Read(n), n)
+                Span::Read(self.read_on_disk(&mut lent.read)?)
             }
         };
-        self.pos += n as u64;
+        self.pos += span.len() as u64;
         self.passed();
-        Ok((span, n))
+        Ok(span)
     }
 
     /// Records progress, letting go of what every reader has passed.
@@ -913,8 +922,8 @@ fn verify_all(s: &Arc<Shared>) -> Result<()> {
                 return Err(Error::interrupted());
             }
             match r.lend(&mut lent) {
-                Ok((_, 0)) => break,
-                Ok((span, _)) => verifier.update(lent.bytes(span)),
+                Ok(span) if span.len() == 0 => break,
+                Ok(span) => verifier.update(lent.bytes(span)),
                 Err(_) if s.work.stopped() => return Err(Error::interrupted()),
                 Err(e) => return Err(unreadable(e)),
             }

@@ -290,6 +290,19 @@ impl Run {
         Ok((out, reused))
     }
 
+    /// What an earlier run left of `entry` that got only its first piece
+    /// (`first`) in: its part file and record. Returns the part's name.
+    fn first_piece_left(&self, entry: &FileEntry, first: &[u8]) -> String {
+        let parts = self.dir.join("parts");
+        std::fs::create_dir_all(&parts).unwrap();
+        let name = entry.content_key();
+        let mut part = vec![0u8; entry.size as usize];
+        part[..first.len()].copy_from_slice(first);
+        std::fs::write(parts.join(format!("{name}.part")), &part).unwrap();
+        std::fs::write(parts.join(format!("{name}.pieces")), "0\n").unwrap();
+        name
+    }
+
     fn parts(&self) -> Vec<String> {
         let dir = self.dir.join("parts");
         let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -555,13 +568,7 @@ fn a_kept_stream_resumes_what_an_earlier_run_has() {
     let files = vec![("a.bin", data(12, 4 * PIECE as usize)), ("b.txt", b"small\n".to_vec())];
     let run = Run::new("keptstream");
     let e = entries(&files);
-    let parts = run.dir.join("parts");
-    std::fs::create_dir_all(&parts).unwrap();
-    let name = e[0].content_key();
-    let mut part = vec![0u8; files[0].1.len()];
-    part[..PIECE as usize].copy_from_slice(&files[0].1[..PIECE as usize]);
-    std::fs::write(parts.join(format!("{name}.part")), &part).unwrap();
-    std::fs::write(parts.join(format!("{name}.pieces")), "0\n").unwrap();
+    let name = run.first_piece_left(&e[0], &files[0].1[..PIECE as usize]);
     let mem = Arc::new(Mem::with(&files));
     let (nar, _) = run.stream(mem.clone(), &e, Here::default(), true).unwrap();
     assert_eq!(nar, nar_bytes(&files));
@@ -576,14 +583,9 @@ fn a_corrupt_piece_an_earlier_run_left_fails_the_stream_by_its_hash() {
     let files = vec![("a.bin", data(14, 3 * PIECE as usize)), ("b.txt", b"small\n".to_vec())];
     let run = Run::new("keptcorrupt");
     let e = entries(&files);
-    let parts = run.dir.join("parts");
-    std::fs::create_dir_all(&parts).unwrap();
-    let name = e[0].content_key();
-    let mut part = vec![0u8; files[0].1.len()];
-    part[..PIECE as usize].copy_from_slice(&files[0].1[..PIECE as usize]);
-    part[PIECE as usize / 2] ^= 1;
-    std::fs::write(parts.join(format!("{name}.part")), &part).unwrap();
-    std::fs::write(parts.join(format!("{name}.pieces")), "0\n").unwrap();
+    let mut first = files[0].1[..PIECE as usize].to_vec();
+    first[PIECE as usize / 2] ^= 1;
+    let name = run.first_piece_left(&e[0], &first);
     let err = run.stream(Arc::new(Mem::with(&files)), &e, Here::default(), true).unwrap_err();
     assert_eq!(err.kind, Kind::CorruptData, "{err:?}");
     assert!(matches!(err.detail, Detail::HashMismatch { ref file, .. } if file == "a.bin"), "{:?}", err.detail);
