@@ -546,8 +546,11 @@ impl NarStream {
             let Some(segment) = self.layout.get(self.at) else { return Ok(Span::End) };
             let (span, len) = match segment {
                 nar::Segment::Framing(bytes) => {
+                    // The NAR ends once every file is verified and every
+                    // worker has ended, its last piece on disk if kept: the
+                    // glue may then remove what was kept.
                     if self.at + 1 == self.layout.len() && self.offset == 0 {
-                        s.pump(obs, &|| s.verified.load(Ordering::SeqCst))?;
+                        s.pump(obs, &|| s.finished())?;
                     }
                     let from = self.offset as usize;
                     (Span::Framing { seg: self.at, from, to: bytes.len() }, bytes.len() as u64)

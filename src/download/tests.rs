@@ -45,9 +45,12 @@ struct Mem {
     /// ("locate" | "range", path, start)
     log: Mutex<Vec<(&'static str, String, u64)>>,
     release: Release,
+    /// Comes once a hanging body is read.
+    hanging: Release,
 }
 
-/// Lets hanging bodies end, once the test is over.
+/// An event: once `now()`, `wait()` returns (lets hanging bodies end,
+/// once the test is over).
 #[derive(Clone, Default)]
 struct Release(Arc<(Mutex<bool>, Condvar)>);
 
@@ -78,11 +81,15 @@ impl Mem {
     }
 }
 
-struct Hanging(Release);
+struct Hanging {
+    entered: Release,
+    release: Release,
+}
 
 impl Read for Hanging {
     fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-        self.0.wait();
+        self.entered.now();
+        self.release.wait();
         Ok(0)
     }
 }
@@ -131,7 +138,10 @@ impl Source for Mem {
             }
             Some(Fault::Unavailable) => return Attempt::retry(Kind::Unreachable, "the server answered 503"),
             Some(Fault::Hang) => {
-                return Attempt::Done(Ranged::Body { reader: Box::new(Hanging(self.release.clone())), skip: 0 })
+                return Attempt::Done(Ranged::Body {
+                    reader: Box::new(Hanging { entered: self.hanging.clone(), release: self.release.clone() }),
+                    skip: 0,
+                })
             }
             Some(Fault::Panic { after }) => {
                 let body = Panicking { data: Cursor::new(data), left: after };
@@ -495,10 +505,29 @@ fn ctrl_c_stops_the_transfer_while_a_read_hangs() {
     let files = vec![("a.bin", data(8, 2 * PIECE as usize)), ("b.bin", data(9, PIECE as usize))];
     let run = Run::new("interrupt");
     let mem = Arc::new(Mem::with(&files).fault("b.bin", Fault::Hang));
-    let obs = Watcher { stop_at: Some(1), ..Default::default() };
-    let e = run.go(mem.clone(), &entries(&files), &obs).err().unwrap();
+    let job = run.job(mem.clone(), &entries(&files), Here::default(), Output::Tree, true);
+    let prepared = prepare(&job).unwrap();
+    // Ctrl-C comes as the glue's Interrupter sends it, once the read hangs:
+    // nothing is reported meanwhile that would let the fetch notice it.
+    let work = Work::new();
+    let ctrl_c = {
+        let (mem, work) = (mem.clone(), work.clone());
+        std::thread::spawn(move || {
+            mem.hanging.wait();
+            work.fail(Error::interrupted());
+        })
+    };
+    let e = start(job, prepared, &work).wait(&Watcher::default()).err().unwrap();
     assert_eq!(e, Error::interrupted());
+    ctrl_c.join().unwrap();
     mem.release.now();
+    // The detached worker is still running; were `run` dropped before it
+    // let go, it would leave its parts directory behind in /tmp.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&mem) > 1 {
+        assert!(std::time::Instant::now() < deadline, "the released worker never ended");
+        std::thread::yield_now();
+    }
 }
 
 #[test]
@@ -561,6 +590,20 @@ fn a_stream_is_the_snapshots_nar_and_keeps_nothing_on_disk() {
     let kept = run.parts();
     let twice = entries(&files)[0].content_key();
     assert_eq!(kept, [format!("{twice}.part"), format!("{twice}.pieces")], "written here: {kept:?}");
+}
+
+#[test]
+fn a_kept_stream_ends_only_once_what_it_keeps_is_on_disk() {
+    let files = vec![("a.bin", data(13, 6 * PIECE as usize))];
+    let run = Run::new("keptend");
+    let e = entries(&files);
+    run.stream(Arc::new(Mem::with(&files)), &e, Here::default(), true).unwrap();
+    // The glue removes the kept copy next; no worker may write to it after.
+    let name = e[0].content_key();
+    let parts = run.dir.join("parts");
+    let recorded = std::fs::read_to_string(parts.join(format!("{name}.pieces"))).unwrap();
+    assert_eq!(recorded.lines().count(), 6, "every piece recorded when the NAR ends: {recorded:?}");
+    assert!(std::fs::read(parts.join(format!("{name}.part"))).unwrap() == files[0].1, "the copy is whole");
 }
 
 #[test]
