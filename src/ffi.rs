@@ -7,6 +7,10 @@
 //! `Bug` instead of unwinding into C++; the C++ functions the core calls
 //! back never throw (cpp/bridge.hh).
 
+// The bridge takes `&Vec<T>` because the glue holds `rust::Vec`s; cxx's
+// `&[T]` would have it convert each one at every call.
+#![allow(clippy::ptr_arg)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -46,7 +46,7 @@ fn tree(paths: &[&str]) -> Dir {
 }
 
 /// The files of `paths` in NAR order.
-pub fn nar_order<'a>(paths: &[&'a str]) -> Vec<String> {
+pub fn nar_order(paths: &[&str]) -> Vec<String> {
     fn walk(d: &Dir, prefix: &str, out: &mut Vec<String>) {
         for (name, node) in &d.entries {
             let p = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };

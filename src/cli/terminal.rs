@@ -81,7 +81,7 @@ impl Observer for Progress {
         if !self.tty || self.drawn.get().is_some_and(|t| t.elapsed() < REDRAW) && done < expected {
             return;
         }
-        let percent = if expected == 0 { 100 } else { done.saturating_mul(100) / expected };
+        let percent = done.saturating_mul(100).checked_div(expected).unwrap_or(100);
         eprint!("\r\x1b[K{} / {} ({percent}%) {}", size(done), size(expected), self.shown);
         let _ = std::io::stderr().flush();
         self.drawn.set(Some(Instant::now()));

@@ -190,7 +190,7 @@ fn capabilities(b: &[u8]) -> std::result::Result<bool, String> {
     }
     let fetch = lines.iter().find_map(|l| l.strip_prefix("fetch").map(|f| f.trim_start_matches('=')));
     match fetch {
-        Some(f) if f.split(' ').any(|c| c == "shallow") => Ok(lines.iter().any(|l| *l == "object-format=sha1")),
+        Some(f) if f.split(' ').any(|c| c == "shallow") => Ok(lines.contains(&"object-format=sha1")),
         Some(_) => Err("the Hub's git endpoint cannot fetch a commit without its history".into()),
         None => Err("the Hub's git endpoint offers no fetch".into()),
     }
