@@ -7,12 +7,13 @@ nothing there, unless hf-resumable-copy says otherwise."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 
 import pytest
 
-from harness import PIECES_REPO, SHARD, Daemon, Nix, cdn_bytes, wait_for
+from harness import PIECE, PIECES_REPO, SHARD, Daemon, Nix, cdn_bytes, wait_for
 from standin.fixtures import ALICE_TOKEN
 
 PIECES_URL = "hf:" + PIECES_REPO.split("=")[0]
@@ -146,6 +147,34 @@ def test_a_corrupt_byte_is_refused_with_no_store_path(daemon, hub, pinned, how):
     assert daemon.valid_sources() == [], "a corrupt snapshot became a store path"
     assert daemon.eval(expr) == pinned["narHash"]
 
+
+
+@pytest.mark.parametrize("how", ["fresh", "locked"])
+def test_a_dropped_connection_resumes_within_its_piece_through_the_daemon(daemon, hub, pinned, how):
+    hub.faults({"kind": "drop", "where": "cdn", "match": "model-00001*", "after": 5_000_000, "count": 1})
+    fetch = locked(pinned) if how == "locked" else f'(builtins.fetchTree "{PIECES_URL}")'
+    assert daemon.eval(f"{fetch}.narHash") == pinned["narHash"]
+    starts = [int(q["range"].split("=")[1].split("-")[0]) for q in hub.requests() if q["server"] == "cdn"]
+    assert any(s % PIECE == 5_000_000 for s in starts), "the dropped piece was not resumed mid-way"
+    assert cdn_bytes(hub) == SNAPSHOT, "bytes were fetched twice"
+
+
+@pytest.mark.parametrize("how", ["fresh", "locked"])
+def test_a_fault_that_never_passes_ends_in_one_error_through_the_daemon(daemon, hub, pinned, how):
+    hub.faults({"kind": "status", "status": 503, "where": "cdn", "match": "model-00002*"})
+    fetch = locked(pinned) if how == "locked" else f'(builtins.fetchTree "{PIECES_URL}")'
+    _, err, code = daemon.run("eval", "--impure", "--expr", f"{fetch}.narHash", "--option", "hf-retries", "3",
+                              check=False)
+    assert code != 0
+    lines = [l.strip() for l in err.splitlines() if "giving up on" in l]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: giving up on 'model-00002-of-00002.safetensors' of 'hf:nixhf/pieces"), err
+    assert "answered 503; 3 attempts over" in lines[0] and lines[0].endswith("raise hf-retries (now 3) to try more often")
+    # Nothing else: not the daemon's view of the NAR it was cut off from.
+    assert not re.search(r"archive|NAR|daemon|disconnect|unexpected", err), err
+    assert daemon.valid_sources() == [], "a failed fetch left a store path"
+    hub.faults()
+    assert daemon.eval(f"{fetch}.narHash") == pinned["narHash"]
 
 def test_a_gated_repo_through_the_daemon_with_the_users_token(daemon, hub):
     assert daemon.eval('(builtins.fetchTree "hf:nixhf/gated").narHash', env={"HF_TOKEN": ALICE_TOKEN}).startswith("sha256-")
