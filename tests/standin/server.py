@@ -62,8 +62,12 @@ class Hub:
         # xet_token_ttl: seconds a Xet read token is valid (the client
         # refreshes it 30 s before); xet: whether Xet-backed files say so
         # (off: served as plain LFS files, as before a repo's migration).
-        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "page_size": 1000, "latency": 0, "git": True,
-                         "xet_token_ttl": 3600, "xet": True}
+        # link_rate: bytes/s that all CDN answers share, as a user's own
+        # link would cap them (cdn_rate caps each connection, as the CDN).
+        self.settings = {"url_ttl": 3600, "cdn_rate": 0, "link_rate": 0, "page_size": 1000, "latency": 0,
+                         "git": True, "xet_token_ttl": 3600, "xet": True}
+        # When the shared link is next free (time.monotonic()).
+        self.link_free = 0.0
         self.git_root = tempfile.TemporaryDirectory(prefix="standin-git-")
         self.git = git.Repositories(self.git_root.name)
         self.faults = []
@@ -679,7 +683,8 @@ class Handler(BaseHTTPRequestHandler):
         corrupt = self.hub.take_fault("corrupt", where, name,
                                       lambda f: start <= f.get("at", total // 2) < end)
         rate = self.hub.settings["cdn_rate"] if where == "cdn" else 0
-        chunk = 1 << 20 if not rate else max(16384, min(1 << 20, rate // 50))
+        link = self.hub.settings["link_rate"] if where == "cdn" else 0
+        chunk = min([1 << 20, *(max(16384, r // 50) for r in (rate, link) if r)])
         t0 = time.monotonic()
         off = start
         for piece in blob.chunks(start, end, chunk):
@@ -698,6 +703,12 @@ class Handler(BaseHTTPRequestHandler):
                         time.sleep(fault.get("seconds", 3600))
                     self.connection.shutdown(socket.SHUT_RDWR)
                     raise Dropped
+            if link:
+                # Each chunk takes its turn on the link, as packets would.
+                with self.hub.lock:
+                    slot = max(time.monotonic(), self.hub.link_free)
+                    self.hub.link_free = slot + n / link
+                time.sleep(max(0.0, slot - time.monotonic()))
             self.wfile.write(piece)
             self.bytes_sent += n
             off += n
