@@ -97,7 +97,8 @@ class Standin:
 
     def reset(self):
         self.admin("faults", method="DELETE")
-        self.settings(url_ttl=3600, cdn_rate=0, page_size=1000, latency=0, git=True, xet_token_ttl=3600, xet=True)
+        self.settings(url_ttl=3600, cdn_rate=0, link_rate=0, page_size=1000, latency=0, git=True, xet_token_ttl=3600,
+                      xet=True)
         self.clear_log()
 
     def stop(self):

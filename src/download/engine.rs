@@ -20,8 +20,9 @@
 //! - A stream need not be written here at all (`Job::keep`): then the only
 //!   write is the store's, pieces live in memory until both readers have
 //!   passed them, and contents already on this machine are read where they
-//!   are. The stream's last bytes wait until every file is verified, so
-//!   that no store receives a whole NAR of anything unverified.
+//!   are. The stream's last bytes wait until every file is verified (and
+//!   what is kept is on disk), so that no store receives a whole NAR of
+//!   anything unverified.
 //!
 //! A transfer is prepared (planned, resumed), started (its threads, under
 //! the fetch's `Work`), and waited for or streamed. Only the caller's thread
@@ -431,8 +432,9 @@ impl Transfer {
 /// A snapshot's NAR as it arrives: framing from the layout, contents from
 /// the pieces (in memory, or on disk once written there), which the
 /// verifier reads too, from the same memory. Its last bytes wait until the
-/// verifier has checked every file, so a store never receives a whole NAR
-/// of anything unchecked.
+/// verifier has checked every file (and the workers have ended, what they
+/// keep on disk), so a store never receives a whole NAR of anything
+/// unchecked.
 ///
 /// The stream lends its bytes rather than copying them into the caller's
 /// buffer: Nix drains a source 8 KiB at a time, and a round through the

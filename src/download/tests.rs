@@ -520,9 +520,27 @@ fn ctrl_c_stops_the_transfer_while_a_read_hangs() {
     let e = start(job, prepared, &work).wait(&Watcher::default()).err().unwrap();
     assert_eq!(e, Error::interrupted());
     ctrl_c.join().unwrap();
+    let_go(mem);
+}
+
+#[test]
+fn an_observer_that_says_interrupted_stops_the_transfer_at_its_next_report() {
+    // The glue's other way to stop: the observer polls Nix's interrupt flag
+    // whenever there is progress to report (every MiB).
+    let files = vec![("a.bin", data(14, 4 << 20)), ("b.bin", data(15, PIECE as usize))];
+    let run = Run::new("polled");
+    let mem = Arc::new(Mem::with(&files).fault("b.bin", Fault::Hang));
+    let obs = Watcher { stop_at: Some(1 << 20), ..Default::default() };
+    let e = run.go(mem.clone(), &entries(&files), &obs).err().unwrap();
+    assert_eq!(e, Error::interrupted());
+    let_go(mem);
+}
+
+/// Ends a hanging body and waits, bounded, for the detached worker that
+/// read it to let go of `mem`: were the run's folder removed before, the
+/// worker would leave its parts directory behind in /tmp.
+fn let_go(mem: Arc<Mem>) {
     mem.release.now();
-    // The detached worker is still running; were `run` dropped before it
-    // let go, it would leave its parts directory behind in /tmp.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while Arc::strong_count(&mem) > 1 {
         assert!(std::time::Instant::now() < deadline, "the released worker never ended");
