@@ -328,8 +328,14 @@ PIECE = 8 << 20
 SHARD = 40 << 20
 
 
-def cdn_bytes(hub):
-    return sum(q["bytes"] for q in hub.requests() if q["server"] == "cdn")
+def cdn_bytes(hub, path=""):
+    """Bytes the CDN sent (of files whose path has `path` in it)."""
+    return sum(q["bytes"] for q in hub.requests() if q["server"] == "cdn" and path in q["path"])
+
+
+def range_start(q):
+    """The first byte a logged request asked for."""
+    return int(q["range"].split("=")[1].split("-")[0])
 
 
 def xorb_bytes(hub):

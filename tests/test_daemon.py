@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from harness import PIECE, PIECES_REPO, SHARD, Daemon, Nix, cdn_bytes, wait_for
+from harness import PIECE, PIECES_REPO, SHARD, Daemon, Nix, cdn_bytes, range_start, wait_for
 from standin.fixtures import ALICE_TOKEN
 
 PIECES_URL = "hf:" + PIECES_REPO.split("=")[0]
@@ -153,7 +153,7 @@ def test_a_dropped_connection_resumes_within_its_piece_through_the_daemon(daemon
     hub.faults({"kind": "drop", "where": "cdn", "match": "model-00001*", "after": 5_000_000, "count": 1})
     fetch = locked(pinned) if how == "locked" else f'(builtins.fetchTree "{PIECES_URL}")'
     assert daemon.eval(f"{fetch}.narHash") == pinned["narHash"]
-    starts = [int(q["range"].split("=")[1].split("-")[0]) for q in hub.requests() if q["server"] == "cdn"]
+    starts = [range_start(q) for q in hub.requests() if q["server"] == "cdn"]
     assert any(s % PIECE == 5_000_000 for s in starts), "the dropped piece was not resumed mid-way"
     assert cdn_bytes(hub) == SNAPSHOT, "bytes were fetched twice"
 
@@ -172,7 +172,7 @@ def test_a_fault_that_never_passes_ends_in_one_error_through_the_daemon(daemon, 
     # The first shard was being streamed into the daemon when the fetch
     # gave up; nothing else is said: not the daemon's view of the NAR it
     # was cut off from.
-    first = sum(q["bytes"] for q in hub.requests() if q["server"] == "cdn" and "model-00001" in q["path"])
+    first = cdn_bytes(hub, "model-00001")
     assert first >= PIECE, f"only {first} bytes of the first shard were served"
     assert not re.search(r"archive|NAR|daemon|disconnect|unexpected", err), err
     assert daemon.valid_sources() == [], "a failed fetch left a store path"

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from harness import (PIECE, PIECES, SHARD, Nix, cdn_bytes, partial_files, sources, start_fetch, wait_for,
-                     wait_for_cdn_bytes)
+from harness import (PIECE, PIECES, SHARD, Nix, cdn_bytes, partial_files, range_start, sources, start_fetch,
+                     wait_for, wait_for_cdn_bytes)
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,6 @@ def test_dropped_connection_resumes_where_it_was(nix, hub, clean_hash):
     starts = [range_start(q) for q in hub.requests() if q["server"] == "cdn"]
     assert any(s % PIECE == 5_000_000 for s in starts), "the dropped piece was not resumed mid-way"
     assert cdn_bytes(hub) == 2 * SHARD, "bytes were fetched twice"
-
-
-def range_start(q):
-    return int(q["range"].split("=")[1].split("-")[0])
 
 
 def test_stalled_transfer_times_out_and_retries(nix, hub, clean_hash):

@@ -272,14 +272,15 @@ impl Run {
     }
 
     fn go(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher) -> Result<Transferred> {
-        self.go_with(source, files, obs, Here::default()).map(|d| d.t)
+        self.go_with(source, files, obs, Here::default(), &Work::new()).map(|d| d.t)
     }
 
-    fn go_with(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher, here: Here) -> Result<Done> {
+    /// A transfer under `work`, which a test may stop as the glue would.
+    fn go_with(&self, source: Arc<Mem>, files: &[FileEntry], obs: &Watcher, here: Here, work: &Work) -> Result<Done> {
         let job = self.job(source, files, here, Output::Tree, true);
         let prepared = prepare(&job)?;
         let reused = prepared.reused_bytes();
-        Ok(Done { t: start(job, prepared, &Work::new()).wait(obs)?, reused })
+        Ok(Done { t: start(job, prepared, work).wait(obs)?, reused })
     }
 
     /// The NAR as the glue reads it, span by lent span.
@@ -494,7 +495,8 @@ fn contents_on_this_machine_are_reused() {
     let run = Run::new("reuse");
     let mem = Arc::new(Mem::with(&files));
     let big = files[0].1.clone();
-    let d = run.go_with(mem.clone(), &entries(&files), &Watcher::default(), Here(vec![big.clone()])).unwrap();
+    let d =
+        run.go_with(mem.clone(), &entries(&files), &Watcher::default(), Here(vec![big.clone()]), &Work::new()).unwrap();
     tree(&d.t, &files);
     assert_eq!(d.reused, big.len() as u64);
     assert!(mem.requests("range", "copy-of-a.bin").is_empty());
@@ -505,8 +507,6 @@ fn ctrl_c_stops_the_transfer_while_a_read_hangs() {
     let files = vec![("a.bin", data(8, 2 * PIECE as usize)), ("b.bin", data(9, PIECE as usize))];
     let run = Run::new("interrupt");
     let mem = Arc::new(Mem::with(&files).fault("b.bin", Fault::Hang));
-    let job = run.job(mem.clone(), &entries(&files), Here::default(), Output::Tree, true);
-    let prepared = prepare(&job).unwrap();
     // Ctrl-C comes as the glue's Interrupter sends it, once the read hangs:
     // nothing is reported meanwhile that would let the fetch notice it.
     let work = Work::new();
@@ -517,7 +517,7 @@ fn ctrl_c_stops_the_transfer_while_a_read_hangs() {
             work.fail(Error::interrupted());
         })
     };
-    let e = start(job, prepared, &work).wait(&Watcher::default()).err().unwrap();
+    let e = run.go_with(mem.clone(), &entries(&files), &Watcher::default(), Here::default(), &work).err().unwrap();
     assert_eq!(e, Error::interrupted());
     ctrl_c.join().unwrap();
     let_go(mem);
