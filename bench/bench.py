@@ -91,10 +91,12 @@ def measured(fn, where="/tmp"):
     sampler = threading.Thread(target=sample)
     sampler.start()
     t = time.monotonic()
-    fn()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
     took = time.monotonic() - t
-    done.set()
-    sampler.join()
     subprocess.run(["sync"])
     return took, disk_written(where) - before, start_free - low[0]
 
@@ -108,6 +110,30 @@ def daemon_fetch(hub, expr, *options):
         return measured(lambda: d.waited("eval", "--impure", "--raw", "--expr", expr, *options))
     finally:
         d.stop()
+
+
+def daemon_add(hub, tree):
+    """Nix's own floor through a fresh nix-daemon: `nix store add` of a tree
+    held in memory (tmpfs), as its unprivileged client: measured()."""
+    d = Daemon(hub.url)
+    try:
+        d.run("eval", "--expr", "1")
+        return measured(lambda: d.waited("store", "add", "--mode", "nar", "--name", "source", tree))
+    finally:
+        d.stop()
+
+
+def page_cache_write(work, size):
+    """Seconds to write `size` bytes of zeros into a new file, cold, through
+    the page cache (as a nix-daemon restores a NAR) and with O_DIRECT (as
+    nix-hf writes): what this machine charges for each."""
+    out = []
+    for flags in ("", " oflag=direct"):
+        f = os.path.join(work, "page-cache-write")
+        cmd = f"head -c {size} /dev/zero | dd of={f} bs=8M iflag=fullblock{flags} status=none"
+        out.append(measured(lambda: subprocess.run(["bash", "-c", cmd], check=True), where=work)[0])
+        os.remove(f)
+    return out
 
 
 def local_fetch(root, hub, expr):
@@ -330,16 +356,25 @@ def main():
         fresh = '(builtins.fetchTree "hf:nixhf/bench2g").outPath'
         n7 = fresh_nix(os.path.join(work, "n7"), hub)
         pin = n7.eval('let r = builtins.fetchTree "hf:nixhf/bench2g"; in { inherit (r) rev narHash; }')
-        snapshot = sum(os.path.getsize(os.path.join(n7.real_path(n7.eval(f"toString {fresh}")), f)) for f in shards)
+        tree7 = n7.real_path(n7.eval(f"toString {fresh}"))
+        snapshot = sum(os.path.getsize(os.path.join(tree7, f)) for f in shards)
+        # The same tree in memory, for Nix's floor (tmpfs survives cold()),
+        # where the daemon's unprivileged client can read it.
+        shm = tempfile.mkdtemp(prefix="nix-hf-bench-tree.", dir="/tmp")
+        os.chmod(shm, 0o755)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={snapshot + (64 << 20)},mode=755", "tmpfs", shm], check=True)
+        in_memory = os.path.join(shm, "tree")
+        shutil.copytree(tree7, in_memory)
         shutil.rmtree(os.path.join(work, "n7"), ignore_errors=True)
         pinned = (f'(builtins.fetchTree {{ type = "hf"; repo = "nixhf/bench2g"; rev = "{pin["rev"]}"; '
                   f'narHash = "{pin["narHash"]}"; }}).outPath')
-        runs7 = {"local": [], "fresh": [], "locked": [], "resumable": [], "hf": []}
+        runs7 = {"local": [], "fresh": [], "locked": [], "resumable": [], "floor": [], "hf": []}
         for _ in range(runs):
             runs7["local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
             runs7["fresh"].append(daemon_fetch(hub, fresh))
             runs7["locked"].append(daemon_fetch(hub, pinned))
             runs7["resumable"].append(daemon_fetch(hub, pinned, "--option", "hf-resumable-copy", "always"))
+            runs7["floor"].append(daemon_add(hub, in_memory))
             hf_home = os.path.join(work, "hf7")
             runs7["hf"].append(measured(lambda: hf_fetch(hub, "nixhf/bench2g", hf_home)))
             shutil.rmtree(hf_home, ignore_errors=True)
@@ -351,6 +386,9 @@ def main():
             runs7["link-local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
             runs7["link-locked"].append(daemon_fetch(hub, pinned))
         hub.settings(link_rate=0)
+        subprocess.run(["umount", shm], check=True)
+        os.rmdir(shm)
+        write_cached, write_direct = page_cache_write(work, snapshot)
         med = {k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in runs7.items()}
         span = lambda k: spread([r[0] for r in runs7[k]])
         local = med["local"][0]
@@ -364,6 +402,13 @@ def main():
         rows.append(("   the same, locked, over a 1 Gbit/s link", f"{med['link-locked'][0]:.2f} s ({span('link-locked')})",
                      f"local store {med['link-local'][0]:.2f} s ({span('link-local')})",
                      med["link-locked"][0] / med["link-local"][0], "-"))
+        rows.append(("   Nix's floor: nix store add from memory", f"{med['floor'][0]:.2f} s ({span('floor')})",
+                     f"local store {local:.2f} s", med["floor"][0] / local, "-"))
+        rows.append(("   the same, locked, against Nix's floor", f"{med['locked'][0]:.2f} s",
+                     f"nix store add from memory {med['floor'][0]:.2f} s", med["locked"][0] / med["floor"][0],
+                     "about 1"))
+        rows.append(("   the machine: page-cache write, cold", f"{write_cached:.2f} s (dd)",
+                     f"with O_DIRECT {write_direct:.2f} s (dd oflag=direct)", write_cached / write_direct, "-"))
         rows.append(("   huggingface_hub (Xet off), same snapshot", f"{med['hf'][0]:.2f} s ({span('hf')})",
                      f"local store {local:.2f} s", med["hf"][0] / local, "-"))
         for k, name in (("local", "local store"), ("fresh", "daemon, fresh lock"), ("locked", "daemon, locked input"),
