@@ -101,26 +101,26 @@ def measured(fn, where="/tmp"):
     return took, disk_written(where) - before, start_free - low[0]
 
 
-def daemon_fetch(hub, expr, *options):
-    """A cold fetch of `expr` through a fresh nix-daemon, as its unprivileged
+def through_daemon(hub, *args):
+    """`nix ARGS`, cold, through a fresh nix-daemon as its unprivileged
     client: measured()."""
     d = Daemon(hub.url)
     try:
         d.run("eval", "--expr", "1")  # the daemon answers
-        return measured(lambda: d.waited("eval", "--impure", "--raw", "--expr", expr, *options))
+        return measured(lambda: d.waited(*args))
     finally:
         d.stop()
+
+
+def daemon_fetch(hub, expr, *options):
+    """A cold fetch of `expr` through a fresh nix-daemon: measured()."""
+    return through_daemon(hub, "eval", "--impure", "--raw", "--expr", expr, *options)
 
 
 def daemon_add(hub, tree):
     """Nix's own add through a fresh nix-daemon: `nix store add` of a tree
-    held in memory (tmpfs), as its unprivileged client: measured()."""
-    d = Daemon(hub.url)
-    try:
-        d.run("eval", "--expr", "1")
-        return measured(lambda: d.waited("store", "add", "--mode", "nar", "--name", "source", tree))
-    finally:
-        d.stop()
+    held in memory (tmpfs): measured()."""
+    return through_daemon(hub, "store", "add", "--mode", "nar", "--name", "source", tree)
 
 
 def page_cache_write(work, size):
