@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from harness import Nix, files_of, tree_of, xorb_bytes
+from harness import PIECE, Nix, files_of, range_start, tree_of, xorb_bytes
 from standin.fixtures import ALICE_TOKEN, XET_ID, XET_PRIVATE_ID
 
 XET = f'"hf:{XET_ID}"'
@@ -96,6 +96,27 @@ def test_v1_serves_where_v2_is_not(nix, hub, expected):
     assert tree_of(nix.real_path(json.loads(p.stdout)["path"])) == files_of(expected[("model", XET_ID)])
     recon = [q for q in requests(hub, "cas") if "/reconstructions/" in q["path"]]
     assert any(q["path"].startswith("/v1/") and q["status"] == 200 for q in recon)
+    assert bridge_bytes(hub, expected) == 0
+
+
+def test_the_next_pieces_reconstruction_is_asked_for_while_this_one_is_fetched(nix, hub, expected):
+    # A far CAS (every answer waits), one connection, the 12 MiB file's two
+    # pieces: the second's reconstruction goes out with the first's, before
+    # the first piece's xorb range is asked for, so that far from the CAS a
+    # piece costs one round trip, not two. Asked once each: none is wasted.
+    hub.settings(latency=0.2)
+    p = fetch(nix, XET, "--option", "hf-connections", "1")
+    assert tree_of(nix.real_path(json.loads(p.stdout)["path"])) == files_of(expected[("model", XET_ID)])
+    cas = sorted(requests(hub, "cas"), key=lambda q: q["began"])
+    recon = [q for q in cas if "/reconstructions/" in q["path"]]
+    second = [q for q in recon if range_start(q) == PIECE]
+    assert len(second) == 1, "the second piece was not reconstructed once"
+    first_xorb = next(q for q in cas if "fetch_term" in q["path"])
+    assert second[0]["began"] < first_xorb["began"], "the next piece's reconstruction waited for this piece's bytes"
+    # Each piece of each Xet file once (nothing asked ahead for nothing).
+    sizes = {e.blob.sha256(): e.blob.size for e in xet_files(expected).values()}
+    pieces = sum(-(-size // PIECE) for size in sizes.values())
+    assert len(recon) == pieces and all(q["status"] == 200 for q in recon)
     assert bridge_bytes(hub, expected) == 0
 
 

@@ -59,6 +59,10 @@ pub trait Source: Send + Sync {
     /// What to say of a body that broke off, or stayed silent, at byte `at`
     /// of `path` (for the final message, should the budget run out).
     fn broke_off(&self, path: &str, at: u64, e: &io::Error) -> String;
+    /// Bytes `[start, end)` of `path` will be asked for soon (a piece next
+    /// in the queue): a source whose range takes two round trips may start
+    /// the first one now. Called with the queue locked: it must not block.
+    fn ahead(&self, _path: &str, _start: u64, _end: u64) {}
 }
 
 pub enum Ranged {
@@ -214,6 +218,9 @@ struct Shared {
     budget: Budget,
     clock: Arc<dyn Clock + Send>,
     piece: u64,
+    /// How many of the queue's next pieces the source hears of (`ahead`):
+    /// those the workers take after the ones they fetch.
+    ahead: usize,
     verified: AtomicBool,
     /// The NAR hash and size, for a tree; a stream is hashed by its store.
     hashing: bool,
@@ -364,6 +371,7 @@ pub fn start(job: Job, prepared: Prepared, work: &Work) -> Transfer {
         budget: job.budget,
         clock: job.clock,
         piece: job.piece,
+        ahead: workers,
         verified: AtomicBool::new(false),
         hashing,
         nar: Mutex::new(None),
@@ -637,6 +645,14 @@ fn worker(s: &Shared) -> Result<()> {
             let Some(front) = queue.front() else { return false };
             let (start, end) = s.blobs[front.blob].planned.pieces[front.piece];
             got = s.pool.try_take((end - start) as usize).map(|buf| (queue.pop_front().expect("a front"), buf));
+            if got.is_some() {
+                // Told while the queue is locked, so that a piece is always
+                // told of before a worker takes it.
+                for p in queue.iter().take(s.ahead) {
+                    let (start, end) = s.blobs[p.blob].planned.pieces[p.piece];
+                    s.source.ahead(s.blobs[p.blob].path(), start, end);
+                }
+            }
             got.is_none()
         });
         let Some((next, mut buf)) = got.filter(|_| !s.work.stopped()) else { return Ok(()) };

@@ -13,7 +13,7 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, TryLockError};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -41,7 +41,7 @@ pub struct XetSource {
     bridge: HubSource,
     /// Xet-backed files: path -> Xet hash.
     files: BTreeMap<String, XetHash>,
-    token: Mutex<XetToken>,
+    token: Arc<Mutex<XetToken>>,
     /// The CAS does not serve V2: V1 from now on.
     v1: AtomicBool,
     /// Files the CAS could not serve: through the bridge from now on.
@@ -51,6 +51,76 @@ pub struct XetSource {
     chunks: Arc<Chunks>,
     /// Chunks on this machine already.
     local: Arc<Local>,
+    /// Reconstructions asked for before their pieces are fetched.
+    ahead: Arc<Ahead>,
+}
+
+/// A piece: its file's path and its bytes `[start, end)`.
+type PieceKey = (String, u64, u64);
+
+/// Reconstructions asked for while their pieces wait in the queue, so that
+/// a piece, when a worker takes it, costs one round trip (its xorb ranges)
+/// and not two: far from the CAS, the second would double every piece's
+/// wait. Only an answer to exactly the piece is used, and only once; a
+/// retry, and anything but an answer (a refused token, an API not served, a
+/// failure), is the piece's own to ask and to handle.
+#[derive(Default)]
+struct Ahead {
+    /// By piece: the answer, or None while it is asked for.
+    asked: Mutex<HashMap<PieceKey, Option<Vec<u8>>>>,
+    came: Condvar,
+}
+
+/// Reconstructions asked ahead at once, answered or not: their answers are
+/// some KiB each.
+const MAX_AHEAD: usize = 16;
+
+impl Ahead {
+    /// The answer asked for ahead for this piece, once it came; None if
+    /// none was asked for or none came.
+    fn take(&self, key: &PieceKey) -> Option<Vec<u8>> {
+        let mut asked = lock(&self.asked);
+        loop {
+            match asked.get(key) {
+                None => return None,
+                Some(Some(_)) => return asked.remove(key).flatten(),
+                Some(None) => asked = self.came.wait(asked).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+    }
+
+    /// Forgets what was asked for `path` (it comes through the bridge now).
+    fn forget(&self, path: &str) {
+        lock(&self.asked).retain(|k, _| k.0 != path);
+        self.came.notify_all();
+    }
+}
+
+/// A reconstruction under way ahead: its answer, or its absence (however
+/// the request ends, a panic included), is told to a waiting piece.
+struct Asking {
+    ahead: Arc<Ahead>,
+    key: PieceKey,
+    body: Option<Vec<u8>>,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        let mut asked = lock(&self.ahead.asked);
+        match self.body.take() {
+            // Unless it was forgotten meanwhile.
+            Some(b) => {
+                if let Some(slot) = asked.get_mut(&self.key) {
+                    *slot = Some(b);
+                }
+            }
+            None => {
+                asked.remove(&self.key);
+            }
+        }
+        drop(asked);
+        self.ahead.came.notify_all();
+    }
 }
 
 /// Consecutive chunks of one xorb as they lie in a file: what a later
@@ -168,12 +238,13 @@ impl XetSource {
         XetSource {
             chunks: Arc::new(chunks),
             local: Arc::new(local),
+            ahead: Arc::new(Ahead::default()),
             hub,
             spec,
             sha,
             bridge,
             files,
-            token: Mutex::new(token),
+            token: Arc::new(Mutex::new(token)),
             v1: AtomicBool::new(false),
             bridged: Mutex::new(BTreeSet::new()),
         }
@@ -206,6 +277,7 @@ impl XetSource {
     /// The bridge from now on for `path`, after the CAS said `why`.
     fn bridge_instead(&self, path: &str, why: String) -> Attempt<Ranged> {
         lock(&self.bridged).insert(path.to_string());
+        self.ahead.forget(path);
         Attempt::Done(Ranged::Expired { why })
     }
 
@@ -216,28 +288,33 @@ impl XetSource {
             Attempt::Fail(e) => return self.bridge_instead(path, e.message),
         };
         let mut v1 = self.v1.load(Ordering::Relaxed);
-        let body = loop {
-            match self.hub.reconstruction(&t, file, start, end, v1) {
-                Attempt::Done(Reconstruction::Body(b)) => {
-                    // V1 from now on once it served where V2 did not.
-                    self.v1.store(v1, Ordering::Relaxed);
-                    break b;
+        let asked = self.ahead.take(&(path.to_string(), start, end));
+        let body = if let Some(b) = asked {
+            b
+        } else {
+            loop {
+                match self.hub.reconstruction(&t, file, start, end, v1) {
+                    Attempt::Done(Reconstruction::Body(b)) => {
+                        // V1 from now on once it served where V2 did not.
+                        self.v1.store(v1, Ordering::Relaxed);
+                        break b;
+                    }
+                    Attempt::Done(Reconstruction::Unauthorized) => {
+                        // Renewed on the next attempt.
+                        lock(&self.token).expire();
+                        return Attempt::retry(Kind::AccessDenied, "the Xet CAS no longer took the read token");
+                    }
+                    Attempt::Done(Reconstruction::NotServed) if !v1 => v1 = true,
+                    Attempt::Done(Reconstruction::NotServed) => {
+                        return self.bridge_instead(path, format!("the Xet CAS does not know '{path}'"))
+                    }
+                    Attempt::Retry { wait, why, kind } => {
+                        // Should it never answer, the user can go around it.
+                        let why = format!("{why} (HF_HUB_DISABLE_XET=1 fetches through the Hub's LFS bridge instead)");
+                        return Attempt::Retry { wait, why, kind };
+                    }
+                    Attempt::Fail(e) => return self.bridge_instead(path, e.message),
                 }
-                Attempt::Done(Reconstruction::Unauthorized) => {
-                    // Renewed on the next attempt.
-                    lock(&self.token).expire();
-                    return Attempt::retry(Kind::AccessDenied, "the Xet CAS no longer took the read token");
-                }
-                Attempt::Done(Reconstruction::NotServed) if !v1 => v1 = true,
-                Attempt::Done(Reconstruction::NotServed) => {
-                    return self.bridge_instead(path, format!("the Xet CAS does not know '{path}'"))
-                }
-                Attempt::Retry { wait, why, kind } => {
-                    // Should it never answer, the user can go around it.
-                    let why = format!("{why} (HF_HUB_DISABLE_XET=1 fetches through the Hub's LFS bridge instead)");
-                    return Attempt::Retry { wait, why, kind };
-                }
-                Attempt::Fail(e) => return self.bridge_instead(path, e.message),
             }
         };
         match xet::plan(&body, start, end) {
@@ -270,6 +347,45 @@ impl Source for XetSource {
             _ if from_cas => Attempt::Done(Ranged::Expired { why: format!("'{path}' comes through the bridge now") }),
             _ => self.bridge.range(at, path, start, end),
         }
+    }
+
+    fn ahead(&self, path: &str, start: u64, end: u64) {
+        let Some(file) = self.in_cas(path).copied() else { return };
+        // Never waits: a token being renewed, or about to be, is the
+        // piece's own business.
+        let t = match self.token.try_lock() {
+            Ok(t) => t.clone(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().clone(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if !t.fresh() {
+            return;
+        }
+        let key = (path.to_string(), start, end);
+        let mut asked = lock(&self.ahead.asked);
+        if asked.len() >= MAX_AHEAD || asked.contains_key(&key) {
+            return;
+        }
+        asked.insert(key.clone(), None);
+        drop(asked);
+        let asking = Asking { ahead: self.ahead.clone(), key, body: None };
+        let (hub, v1, token) = (self.hub.clone(), self.v1.load(Ordering::Relaxed), self.token.clone());
+        // Should no thread start, `asking` is dropped unanswered.
+        let _ = std::thread::Builder::new().name("hf-xet-ahead".into()).spawn(move || {
+            let mut asking = asking;
+            match hub.reconstruction(&t, &file, start, end, v1) {
+                Attempt::Done(Reconstruction::Body(b)) => asking.body = Some(b),
+                // Renewed by the next piece, as when a piece hears it; unless
+                // it was renewed already.
+                Attempt::Done(Reconstruction::Unauthorized) => {
+                    let mut now = lock(&token);
+                    if now.is(&t) {
+                        now.expire();
+                    }
+                }
+                _ => {}
+            }
+        });
     }
 
     fn broke_off(&self, path: &str, at: u64, e: &io::Error) -> String {

@@ -38,6 +38,11 @@ impl XetToken {
         now + RENEW_BEFORE < Duration::from_secs(self.exp)
     }
 
+    /// Whether it is the same token as `other`.
+    pub fn is(&self, other: &XetToken) -> bool {
+        self.access == other.access
+    }
+
     /// The CAS no longer takes it: renew it before the next request.
     pub fn expire(&mut self) {
         self.exp = 0;
