@@ -282,40 +282,12 @@ impl XetSource {
     }
 
     fn reconstruct(&self, file: &XetHash, path: &str, start: u64, end: u64) -> Attempt<Ranged> {
-        let t = match self.token() {
-            Attempt::Done(t) => t,
-            Attempt::Retry { wait, why, kind } => return Attempt::Retry { wait, why, kind },
-            Attempt::Fail(e) => return self.bridge_instead(path, e.message),
-        };
-        let mut v1 = self.v1.load(Ordering::Relaxed);
-        let asked = self.ahead.take(&(path.to_string(), start, end));
-        let body = if let Some(b) = asked {
-            b
-        } else {
-            loop {
-                match self.hub.reconstruction(&t, file, start, end, v1) {
-                    Attempt::Done(Reconstruction::Body(b)) => {
-                        // V1 from now on once it served where V2 did not.
-                        self.v1.store(v1, Ordering::Relaxed);
-                        break b;
-                    }
-                    Attempt::Done(Reconstruction::Unauthorized) => {
-                        // Renewed on the next attempt.
-                        lock(&self.token).expire();
-                        return Attempt::retry(Kind::AccessDenied, "the Xet CAS no longer took the read token");
-                    }
-                    Attempt::Done(Reconstruction::NotServed) if !v1 => v1 = true,
-                    Attempt::Done(Reconstruction::NotServed) => {
-                        return self.bridge_instead(path, format!("the Xet CAS does not know '{path}'"))
-                    }
-                    Attempt::Retry { wait, why, kind } => {
-                        // Should it never answer, the user can go around it.
-                        let why = format!("{why} (HF_HUB_DISABLE_XET=1 fetches through the Hub's LFS bridge instead)");
-                        return Attempt::Retry { wait, why, kind };
-                    }
-                    Attempt::Fail(e) => return self.bridge_instead(path, e.message),
-                }
-            }
+        let body = match self.ahead.take(&(path.to_string(), start, end)) {
+            Some(b) => b,
+            None => match self.ask(file, path, start, end) {
+                Ok(b) => b,
+                Err(said) => return said,
+            },
         };
         match xet::plan(&body, start, end) {
             Ok(plan) => {
@@ -325,6 +297,41 @@ impl XetSource {
                 Attempt::Done(Ranged::Body { reader: Box::new(reader), skip })
             }
             Err(why) => Attempt::retry(Kind::CorruptData, format!("the Xet CAS's reconstruction of '{path}' {why}")),
+        }
+    }
+
+    /// The CAS's reconstruction of the piece, asked for now; or what the
+    /// piece's attempt is to say instead.
+    fn ask(&self, file: &XetHash, path: &str, start: u64, end: u64) -> Result<Vec<u8>, Attempt<Ranged>> {
+        let t = match self.token() {
+            Attempt::Done(t) => t,
+            Attempt::Retry { wait, why, kind } => return Err(Attempt::Retry { wait, why, kind }),
+            Attempt::Fail(e) => return Err(self.bridge_instead(path, e.message)),
+        };
+        let mut v1 = self.v1.load(Ordering::Relaxed);
+        loop {
+            match self.hub.reconstruction(&t, file, start, end, v1) {
+                Attempt::Done(Reconstruction::Body(b)) => {
+                    // V1 from now on once it served where V2 did not.
+                    self.v1.store(v1, Ordering::Relaxed);
+                    return Ok(b);
+                }
+                Attempt::Done(Reconstruction::Unauthorized) => {
+                    // Renewed on the next attempt.
+                    lock(&self.token).expire();
+                    return Err(Attempt::retry(Kind::AccessDenied, "the Xet CAS no longer took the read token"));
+                }
+                Attempt::Done(Reconstruction::NotServed) if !v1 => v1 = true,
+                Attempt::Done(Reconstruction::NotServed) => {
+                    return Err(self.bridge_instead(path, format!("the Xet CAS does not know '{path}'")))
+                }
+                Attempt::Retry { wait, why, kind } => {
+                    // Should it never answer, the user can go around it.
+                    let why = format!("{why} (HF_HUB_DISABLE_XET=1 fetches through the Hub's LFS bridge instead)");
+                    return Err(Attempt::Retry { wait, why, kind });
+                }
+                Attempt::Fail(e) => return Err(self.bridge_instead(path, e.message)),
+            }
         }
     }
 }
@@ -351,6 +358,12 @@ impl Source for XetSource {
 
     fn ahead(&self, path: &str, start: u64, end: u64) {
         let Some(file) = self.in_cas(path).copied() else { return };
+        // Most pieces were told of already, by the workers before.
+        let key = (path.to_string(), start, end);
+        let mut asked = lock(&self.ahead.asked);
+        if asked.len() >= MAX_AHEAD || asked.contains_key(&key) {
+            return;
+        }
         // Never waits: a token being renewed, or about to be, is the
         // piece's own business.
         let t = match self.token.try_lock() {
@@ -359,11 +372,6 @@ impl Source for XetSource {
             Err(TryLockError::WouldBlock) => return,
         };
         if !t.fresh() {
-            return;
-        }
-        let key = (path.to_string(), start, end);
-        let mut asked = lock(&self.ahead.asked);
-        if asked.len() >= MAX_AHEAD || asked.contains_key(&key) {
             return;
         }
         asked.insert(key.clone(), None);
