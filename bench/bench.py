@@ -363,31 +363,33 @@ def main():
         shm = tempfile.mkdtemp(prefix="nix-hf-bench-tree.", dir="/tmp")
         os.chmod(shm, 0o755)
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={snapshot + (64 << 20)},mode=755", "tmpfs", shm], check=True)
-        in_memory = os.path.join(shm, "tree")
-        shutil.copytree(tree7, in_memory)
-        shutil.rmtree(os.path.join(work, "n7"), ignore_errors=True)
-        pinned = (f'(builtins.fetchTree {{ type = "hf"; repo = "nixhf/bench2g"; rev = "{pin["rev"]}"; '
-                  f'narHash = "{pin["narHash"]}"; }}).outPath')
-        runs7 = {"local": [], "fresh": [], "locked": [], "resumable": [], "own-add": [], "hf": []}
-        for _ in range(runs):
-            runs7["local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
-            runs7["fresh"].append(daemon_fetch(hub, fresh))
-            runs7["locked"].append(daemon_fetch(hub, pinned))
-            runs7["resumable"].append(daemon_fetch(hub, pinned, "--option", "hf-resumable-copy", "always"))
-            runs7["own-add"].append(daemon_add(hub, in_memory))
-            hf_home = os.path.join(work, "hf7")
-            runs7["hf"].append(measured(lambda: hf_fetch(hub, "nixhf/bench2g", hf_home)))
-            shutil.rmtree(hf_home, ignore_errors=True)
-        # The same over a 1 Gbit/s link (all CDN answers share 125 MB/s), as
-        # most users fetch: there the network bounds both, not the daemon.
-        hub.settings(link_rate=125 * MB)
-        runs7["link-local"], runs7["link-locked"] = [], []
-        for _ in range(runs):
-            runs7["link-local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
-            runs7["link-locked"].append(daemon_fetch(hub, pinned))
-        hub.settings(link_rate=0)
-        subprocess.run(["umount", shm], check=True)
-        os.rmdir(shm)
+        try:
+            in_memory = os.path.join(shm, "tree")
+            shutil.copytree(tree7, in_memory)
+            shutil.rmtree(os.path.join(work, "n7"), ignore_errors=True)
+            pinned = (f'(builtins.fetchTree {{ type = "hf"; repo = "nixhf/bench2g"; rev = "{pin["rev"]}"; '
+                      f'narHash = "{pin["narHash"]}"; }}).outPath')
+            runs7 = {"local": [], "fresh": [], "locked": [], "resumable": [], "own-add": [], "hf": []}
+            for _ in range(runs):
+                runs7["local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
+                runs7["fresh"].append(daemon_fetch(hub, fresh))
+                runs7["locked"].append(daemon_fetch(hub, pinned))
+                runs7["resumable"].append(daemon_fetch(hub, pinned, "--option", "hf-resumable-copy", "always"))
+                runs7["own-add"].append(daemon_add(hub, in_memory))
+                hf_home = os.path.join(work, "hf7")
+                runs7["hf"].append(measured(lambda: hf_fetch(hub, "nixhf/bench2g", hf_home)))
+                shutil.rmtree(hf_home, ignore_errors=True)
+            # The same over a 1 Gbit/s link (all CDN answers share 125 MB/s), as
+            # most users fetch: there the network bounds both, not the daemon.
+            hub.settings(link_rate=125 * MB)
+            runs7["link-local"], runs7["link-locked"] = [], []
+            for _ in range(runs):
+                runs7["link-local"].append(local_fetch(os.path.join(work, "n7"), hub, fresh))
+                runs7["link-locked"].append(daemon_fetch(hub, pinned))
+            hub.settings(link_rate=0)
+        finally:
+            subprocess.run(["umount", shm], check=True)
+            os.rmdir(shm)
         write_cached, write_direct = page_cache_write(work, snapshot)
         med = {k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in runs7.items()}
         span = lambda k: spread([r[0] for r in runs7[k]])
