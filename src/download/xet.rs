@@ -89,6 +89,17 @@ impl Ahead {
         }
     }
 
+    /// Marks the piece as asked for, unless it is already or `MAX_AHEAD`
+    /// are: the answer, or its absence, goes through the `Asking`.
+    fn begin(self: &Arc<Self>, key: PieceKey) -> Option<Asking> {
+        let mut asked = lock(&self.asked);
+        if asked.len() >= MAX_AHEAD || asked.contains_key(&key) {
+            return None;
+        }
+        asked.insert(key.clone(), None);
+        Some(Asking { ahead: self.clone(), key, body: None })
+    }
+
     /// Forgets what was asked for `path` (it comes through the bridge now).
     fn forget(&self, path: &str) {
         lock(&self.asked).retain(|k, _| k.0 != path);
@@ -358,12 +369,9 @@ impl Source for XetSource {
 
     fn ahead(&self, path: &str, start: u64, end: u64) {
         let Some(file) = self.in_cas(path).copied() else { return };
-        // Most pieces were told of already, by the workers before.
-        let key = (path.to_string(), start, end);
-        let mut asked = lock(&self.ahead.asked);
-        if asked.len() >= MAX_AHEAD || asked.contains_key(&key) {
-            return;
-        }
+        // Most pieces were told of already, by the workers before. Any
+        // return below drops `asking` unanswered, which forgets the piece.
+        let Some(asking) = self.ahead.begin((path.to_string(), start, end)) else { return };
         // Never waits: a token being renewed, or about to be, is the
         // piece's own business.
         let t = match self.token.try_lock() {
@@ -374,9 +382,6 @@ impl Source for XetSource {
         if !t.fresh() {
             return;
         }
-        asked.insert(key.clone(), None);
-        drop(asked);
-        let asking = Asking { ahead: self.ahead.clone(), key, body: None };
         let (hub, v1, token) = (self.hub.clone(), self.v1.load(Ordering::Relaxed), self.token.clone());
         // Should no thread start, `asking` is dropped unanswered.
         let _ = std::thread::Builder::new().name("hf-xet-ahead".into()).spawn(move || {
@@ -633,4 +638,86 @@ const MAX_OPEN: usize = 4;
 
 fn invalid(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(path: &str, start: u64) -> PieceKey {
+        (path.to_string(), start, start + 8)
+    }
+
+    fn answered(mut asking: Asking, body: &[u8]) {
+        asking.body = Some(body.to_vec());
+    }
+
+    #[test]
+    fn an_answer_asked_ahead_is_taken_once_and_only_for_its_piece() {
+        let ahead = Arc::new(Ahead::default());
+        answered(ahead.begin(key("a", 0)).expect("asked"), b"plan");
+        assert_eq!(ahead.take(&key("a", 8)), None, "another piece of the file");
+        assert_eq!(ahead.take(&key("b", 0)), None, "another file");
+        assert_eq!(ahead.take(&key("a", 0)).as_deref(), Some(&b"plan"[..]));
+        assert_eq!(ahead.take(&key("a", 0)), None, "a retry asks again itself");
+    }
+
+    #[test]
+    fn a_piece_is_asked_for_once_and_at_most_max_ahead_at_once() {
+        let ahead = Arc::new(Ahead::default());
+        let first = ahead.begin(key("a", 0)).expect("asked");
+        assert!(ahead.begin(key("a", 0)).is_none(), "asked for twice");
+        let rest: Vec<_> = (1..MAX_AHEAD as u64).map(|i| ahead.begin(key("a", 8 * i)).expect("room")).collect();
+        assert!(ahead.begin(key("b", 0)).is_none(), "more than MAX_AHEAD asked at once");
+        answered(first, b"plan");
+        assert!(ahead.begin(key("b", 0)).is_none(), "an answer not yet taken still counts");
+        assert!(ahead.take(&key("a", 0)).is_some());
+        assert!(ahead.begin(key("b", 0)).is_some(), "room once an answer is taken");
+        drop(rest);
+    }
+
+    #[test]
+    fn a_request_that_ends_unanswered_leaves_the_piece_to_ask_itself() {
+        let ahead = Arc::new(Ahead::default());
+        let asking = ahead.begin(key("a", 0)).expect("asked");
+        let waiting = {
+            let ahead = ahead.clone();
+            std::thread::spawn(move || ahead.take(&key("a", 0)))
+        };
+        drop(asking);
+        assert_eq!(waiting.join().expect("no panic"), None);
+        assert!(lock(&ahead.asked).is_empty());
+        assert!(ahead.begin(key("a", 0)).is_some(), "may be asked for again");
+    }
+
+    #[test]
+    fn a_waiting_piece_gets_the_answer_when_it_comes() {
+        let ahead = Arc::new(Ahead::default());
+        let asking = ahead.begin(key("a", 0)).expect("asked");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiting = {
+            let ahead = ahead.clone();
+            std::thread::spawn(move || {
+                tx.send(()).expect("told");
+                ahead.take(&key("a", 0))
+            })
+        };
+        rx.recv().expect("the piece started waiting");
+        answered(asking, b"plan");
+        assert_eq!(waiting.join().expect("no panic").as_deref(), Some(&b"plan"[..]));
+    }
+
+    #[test]
+    fn a_file_forgotten_drops_its_answers_even_those_still_coming() {
+        let ahead = Arc::new(Ahead::default());
+        answered(ahead.begin(key("a", 0)).expect("asked"), b"plan");
+        let coming = ahead.begin(key("a", 8)).expect("asked");
+        let other = ahead.begin(key("b", 0)).expect("asked");
+        ahead.forget("a");
+        answered(coming, b"late");
+        assert_eq!(ahead.take(&key("a", 0)), None);
+        assert_eq!(ahead.take(&key("a", 8)), None, "an answer that came after the file was forgotten");
+        answered(other, b"kept");
+        assert!(ahead.take(&key("b", 0)).is_some(), "another file's answer");
+    }
 }
