@@ -694,6 +694,9 @@ mod tests {
     fn a_waiting_piece_gets_the_answer_when_it_comes() {
         let ahead = Arc::new(Ahead::default());
         let asking = ahead.begin(key("a", 0)).expect("asked");
+        // Answered once the piece's thread runs, so that it most likely
+        // takes first and must wait; should it take after, it must find
+        // the answer all the same.
         let (tx, rx) = std::sync::mpsc::channel();
         let waiting = {
             let ahead = ahead.clone();
@@ -702,7 +705,7 @@ mod tests {
                 ahead.take(&key("a", 0))
             })
         };
-        rx.recv().expect("the piece started waiting");
+        rx.recv().expect("the piece's thread runs");
         answered(asking, b"plan");
         assert_eq!(waiting.join().expect("no panic").as_deref(), Some(&b"plan"[..]));
     }
